@@ -1,0 +1,439 @@
+"""Load and validate recipes/*.yaml: one file per upstream package, plus targets.yaml.
+
+Validation happens at load time, before any work, and every problem is reported as
+`file:line: what` with the fix, so a typo in a recipe never surfaces as a build failure.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import RecipeError
+
+ROOT = Path(__file__).resolve().parent.parent
+RECIPES_DIR = ROOT / "recipes"
+PATCHES_DIR = ROOT / "patches"
+
+# The packages a toolchain is made of; each has recipes/<name>.yaml.
+PACKAGES = ("binutils", "gcc", "gmp", "mpfr", "mpc", "musl", "ncurses", "libedit")
+
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+PATCH_NAME_RE = re.compile(r"^\d{4}-[A-Za-z0-9._+-]+\.patch$")
+CVE_RE = re.compile(r"^CVE-\d{4}-\d{4,}$")
+VARIANTS = ("dfsg",)
+
+
+# --- YAML with line numbers ------------------------------------------------------------
+
+class _Map(dict):
+    """A mapping that remembers the line of itself and of each key (1-based)."""
+
+    line = 0
+    key_lines: dict
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _construct_map(loader: _Loader, node: yaml.MappingNode) -> _Map:
+    loader.flatten_mapping(node)
+    result = _Map()
+    result.line = node.start_mark.line + 1
+    result.key_lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        if key in result:
+            raise RecipeError(f"duplicate key {key!r}", where=f"{node.start_mark.name}:{line}",
+                              fix="keep one of the two entries")
+        result[key] = loader.construct_object(value_node, deep=True)
+        result.key_lines[key] = line
+    return result
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return yaml.load(f, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark
+        line = mark.line + 1 if mark else 0
+        raise RecipeError(f"not valid YAML: {e.problem}", where=f"{_rel(path)}:{line}",
+                          fix="check indentation and quoting on that line") from None
+    except OSError as e:
+        raise RecipeError(f"cannot read recipe: {e.strerror}", where=_rel(path)) from None
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+# --- schema checking ---------------------------------------------------------------------
+
+class _Checker:
+    """Checks one mapping against allowed/required fields and reports file:line errors."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def where(self, m: Any, key: str | None = None) -> str:
+        line = 0
+        if isinstance(m, _Map):
+            line = m.key_lines.get(key, m.line) if key is not None else m.line
+        return f"{_rel(self.path)}:{line}"
+
+    def fields(self, m: Any, what: str, required: dict[str, type | tuple],
+               optional: dict[str, type | tuple] | None = None, *, hint: str = "") -> None:
+        optional = optional or {}
+        if not isinstance(m, dict):
+            raise RecipeError(f"{what} must be a mapping, not {type(m).__name__}",
+                              where=self.where(m), fix=hint or "write it as `key: value` lines")
+        allowed = {**required, **optional}
+        for key in m:
+            if key not in allowed:
+                close = difflib.get_close_matches(str(key), allowed, n=1)
+                fix = f"did you mean {close[0]!r}? " if close else ""
+                raise RecipeError(f"unknown field {key!r} in {what}", where=self.where(m, key),
+                                  fix=fix + "allowed fields: " + ", ".join(allowed))
+        for key, typ in required.items():
+            if key not in m or m[key] is None or m[key] == "":
+                raise RecipeError(f"{what} has no {key!r}", where=self.where(m),
+                                  fix=f"add `{key}: ...`" + (f" ({hint})" if hint else ""))
+        for key, typ in allowed.items():
+            if key in m and m[key] is not None and not isinstance(m[key], typ):
+                names = typ.__name__ if isinstance(typ, type) else " or ".join(t.__name__ for t in typ)
+                fix = "quote it, e.g. \"2.46\"" if isinstance(m[key], (float, int)) and typ is str \
+                    else f"write a {names}"
+                raise RecipeError(f"{what} field {key!r} is a {type(m[key]).__name__}, "
+                                  f"expected {names}", where=self.where(m, key), fix=fix)
+
+    def sha256(self, m: _Map, key: str = "sha256") -> str:
+        value = m[key]
+        if not SHA256_RE.match(value):
+            raise RecipeError(f"{key} {value!r} is not a sha256 (64 lowercase hex digits)",
+                              where=self.where(m, key),
+                              fix="paste the full hex digest printed by `sha256sum FILE`")
+        return value
+
+
+# --- the model -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Location:
+    """One place a file can come from, with the sha256 of exactly the bytes it yields."""
+
+    kind: str                # "url" (upstream or its mirror) or "debian" (Debian's source archive)
+    file: str                # file name in the distfiles folder (for members: the outer file)
+    sha256: str              # of the file, or of `member` when that is set
+    hash_from: str           # where that hash came from
+    url: str = ""
+    debian: str = ""         # Debian source package name
+    member: str = ""         # path of the wanted file inside the outer archive
+    variant: str = ""        # e.g. "dfsg": the bytes differ from upstream; variant patches apply
+    where: str = ""
+
+    @property
+    def stored_name(self) -> str:
+        """The distfiles name of the bytes this location yields (the member's, for members)."""
+        return self.member.rsplit("/", 1)[-1] if self.member else self.file
+
+    @property
+    def debian_upstream_version(self) -> str:
+        """Upstream part of the Debian version this file belongs to (`musl_1.2.5-*.debian...`)."""
+        rest = self.file[len(self.debian) + 1:]
+        m = re.match(r"^(.+?)(?:\.orig(?:-[A-Za-z0-9-]+)?\.tar\.\w+|-[^-]+\.debian\.tar\.\w+)$", rest)
+        return m.group(1) if m else ""
+
+    def describe(self) -> str:
+        if self.kind == "url":
+            return self.url
+        inner = f" member {self.member}" if self.member else ""
+        return f"Debian source package {self.debian}: {self.file}{inner}"
+
+
+@dataclass(frozen=True)
+class Patch:
+    file: str
+    why: str
+    upstream: str
+    cves: tuple[str, ...] = ()
+    only_for: str = ""                      # a location variant, e.g. "dfsg"
+    locations: tuple[Location, ...] = ()    # remote patch; empty for a local file
+    path: Path | None = None                # local patch file
+    where: str = ""
+
+    @property
+    def remote(self) -> bool:
+        return bool(self.locations)
+
+
+@dataclass(frozen=True)
+class Version:
+    package: str
+    version: str
+    locations: tuple[Location, ...]
+    patches: tuple[Patch, ...]
+    recipe: Path
+    where: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.package}-{self.version}"
+
+    def patches_for(self, variant: str) -> list[Patch]:
+        """Patches in name order that apply to a source of this variant."""
+        return sorted((p for p in self.patches if p.only_for in ("", variant)), key=lambda p: p.file)
+
+
+@dataclass(frozen=True)
+class Package:
+    name: str
+    homepage: str
+    default: str
+    versions: dict[str, Version]
+    recipe: Path
+
+    def version(self, wanted: str, *, source: str = "") -> Version:
+        if wanted not in self.versions:
+            raise RecipeError(f"{self.name} version {wanted!r} is not in {_rel(self.recipe)}",
+                              where=source or _rel(self.recipe),
+                              fix="choose one of: " + ", ".join(self.versions)
+                              + f" (or add {wanted} with its sha256 to the recipe)")
+        return self.versions[wanted]
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    triple: str
+    gcc_configure: tuple[str, ...]
+    rust_target: str
+    qemu: str            # qemu-user binary; empty when the build machine runs it natively
+    elf_class: int       # 32 or 64
+    elf_machine: str     # pyelftools e_machine name, e.g. EM_AARCH64
+    float_abi: str       # "hard" or "soft" on ARM; "" where the ELF has no such flag
+    where: str = ""
+
+
+@dataclass(frozen=True)
+class Recipes:
+    packages: dict[str, Package]
+    targets: dict[str, Target]
+
+    def select(self, overrides: dict[str, str] | None = None) -> dict[str, Version]:
+        """The version of every package: the recipe's default unless overridden."""
+        overrides = overrides or {}
+        for name in overrides:
+            if name not in self.packages:
+                close = difflib.get_close_matches(name, self.packages, n=1)
+                raise RecipeError(f"no recipe for package {name!r}",
+                                  fix=(f"did you mean {close[0]!r}? " if close else "")
+                                  + "packages: " + ", ".join(self.packages))
+        return {name: pkg.version(overrides.get(name, pkg.default), source="version setting")
+                for name, pkg in self.packages.items()}
+
+    def target(self, name: str) -> Target:
+        if name not in self.targets:
+            raise RecipeError(f"unknown target {name!r}", where=_rel(RECIPES_DIR / "targets.yaml"),
+                              fix="choose one of: " + ", ".join(self.targets))
+        return self.targets[name]
+
+
+# --- loading -------------------------------------------------------------------------------
+
+def _version_key(v: str) -> tuple:
+    return tuple(int(x) for x in re.findall(r"\d+", v))
+
+
+def _location(c: _Checker, m: Any, what: str) -> Location:
+    c.fields(m, what, {"sha256": str, "hash_from": str},
+             {"url": str, "debian": str, "file": str, "member": str, "variant": str},
+             hint="a location is `url:` or `debian:` + `file:`, with `sha256:` and `hash_from:`")
+    kinds = [k for k in ("url", "debian") if m.get(k)]
+    if len(kinds) != 1:
+        raise RecipeError(f"{what} must have exactly one of 'url' or 'debian'", where=c.where(m),
+                          fix="`url: https://...` for upstream or a mirror, or `debian: SOURCEPKG` "
+                              "with `file: NAME` for Debian's source archive")
+    sha = c.sha256(m)
+    variant = m.get("variant") or ""
+    if variant and variant not in VARIANTS:
+        raise RecipeError(f"unknown variant {variant!r}", where=c.where(m, "variant"),
+                          fix="known variants: " + ", ".join(VARIANTS))
+    if kinds[0] == "url":
+        url = m["url"]
+        if not re.match(r"^(https?|ftp)://[^/]+/.+", url):
+            raise RecipeError(f"{url!r} is not an http(s) or ftp URL of a file", where=c.where(m, "url"),
+                              fix="write the full download URL, e.g. https://host/path/name.tar.xz")
+        if m.get("member"):
+            raise RecipeError("'member' is only supported for debian locations", where=c.where(m, "member"),
+                              fix="point `url:` at the file itself")
+        name = m.get("file") or url.rstrip("/").rsplit("/", 1)[-1]
+        loc = Location("url", name, sha, m["hash_from"], url=url, variant=variant, where=c.where(m))
+    else:
+        if not m.get("file"):
+            raise RecipeError(f"{what} has no 'file'", where=c.where(m),
+                              fix="name the file of the source package, e.g. `file: musl_1.2.6.orig.tar.gz`")
+        name = m["file"]
+        if "*" in name and not m.get("member"):
+            raise RecipeError("'*' in a Debian file name is only allowed with 'member'",
+                              where=c.where(m, "file"),
+                              fix="pin the exact orig file name; revisions vary only for debian.tar.xz")
+        loc = Location("debian", name, sha, m["hash_from"], debian=m["debian"],
+                       member=m.get("member") or "", variant=variant, where=c.where(m))
+        if not name.startswith(loc.debian + "_") or not loc.debian_upstream_version:
+            raise RecipeError(f"{name!r} is not a file name of Debian source package {loc.debian!r}",
+                              where=c.where(m, "file"),
+                              fix=f"write `{loc.debian}_VERSION.orig.tar.xz` or "
+                                  f"`{loc.debian}_VERSION-*.debian.tar.xz`")
+    if "/" in loc.file or loc.file in ("", ".", ".."):
+        raise RecipeError(f"bad file name {loc.file!r}", where=c.where(m),
+                          fix="a plain file name without '/'")
+    return loc
+
+
+def _locations(c: _Checker, m: _Map, key: str, what: str) -> tuple[Location, ...]:
+    items = m.get(key)
+    if not isinstance(items, list) or not items:
+        raise RecipeError(f"{what} needs a non-empty list '{key}'", where=c.where(m, key),
+                          fix=f"add `{key}:` with at least one `- url: ...` entry")
+    return tuple(_location(c, item, f"{what} location") for item in items)
+
+
+def _patches(c: _Checker, m: _Map, package: str, version: str, variants: set[str]) -> tuple[Patch, ...]:
+    patch_dir = PATCHES_DIR / package / version
+    on_disk = {p.name for p in patch_dir.glob("*.patch")} if patch_dir.is_dir() else set()
+    listed: dict[str, Patch] = {}
+    for item in m.get("patches") or []:
+        c.fields(item, "patch", {"file": str, "why": str, "upstream": str},
+                 {"cve": (str, list), "only_for": str, "locations": list})
+        name = item["file"]
+        if not PATCH_NAME_RE.match(name):
+            raise RecipeError(f"patch name {name!r} is not NNNN-what.patch", where=c.where(item, "file"),
+                              fix="rename it like 0001-fix-something.patch (the number sets the order)")
+        if name in listed:
+            raise RecipeError(f"patch {name} is listed twice", where=c.where(item, "file"))
+        cves = item.get("cve") or []
+        cves = [cves] if isinstance(cves, str) else cves
+        for cve in cves:
+            if not isinstance(cve, str) or not CVE_RE.match(cve):
+                raise RecipeError(f"{cve!r} is not a CVE id", where=c.where(item, "cve"),
+                                  fix="write it as CVE-YYYY-NNNNN")
+        only_for = item.get("only_for") or ""
+        if only_for and only_for not in variants:
+            raise RecipeError(f"patch {name} is only_for {only_for!r} but no location of "
+                              f"{package} {version} has that variant", where=c.where(item, "only_for"),
+                              fix="mark the location with `variant: " + only_for + "` or drop only_for")
+        if "locations" in item:
+            locs = _locations(c, item, "locations", f"patch {name}")
+            if name in on_disk:
+                raise RecipeError(f"{name} is both a remote patch and a file in {_rel(patch_dir)}",
+                                  where=c.where(item, "file"), fix="keep one of them")
+            listed[name] = Patch(name, item["why"], item["upstream"], tuple(cves), only_for, locs,
+                                 where=c.where(item))
+        else:
+            if name not in on_disk:
+                raise RecipeError(f"patch file {_rel(patch_dir / name)} does not exist",
+                                  where=c.where(item, "file"),
+                                  fix="add the file, give `locations:` for a remote patch, or drop the entry")
+            path = patch_dir / name
+            if "Upstream:" not in path.read_text(errors="replace").split("\n---", 1)[0][:4000]:
+                raise RecipeError(f"patch {_rel(path)} has no 'Upstream:' line in its header",
+                                  where=c.where(item, "file"),
+                                  fix="start the patch with a header saying why, `Upstream: <link or status>`")
+            listed[name] = Patch(name, item["why"], item["upstream"], tuple(cves), only_for,
+                                 path=path, where=c.where(item))
+    for name in sorted(on_disk - set(listed)):
+        raise RecipeError(f"{_rel(patch_dir / name)} is not listed in {_rel(c.path)} version {version}",
+                          where=c.where(m),
+                          fix=f"add `- file: {name}` with `why:` and `upstream:` under `patches:`")
+    return tuple(listed.values())
+
+
+def load_package(path: Path) -> Package:
+    c = _Checker(path)
+    doc = _read_yaml(path)
+    c.fields(doc, "recipe", {"package": str, "homepage": str, "default": str, "versions": dict})
+    name = doc["package"]
+    if name != path.stem:
+        raise RecipeError(f"package {name!r} in a file named {path.name}", where=c.where(doc, "package"),
+                          fix=f"write `package: {path.stem}` or rename the file")
+    versions: dict[str, Version] = {}
+    previous = None
+    for ver, body in doc["versions"].items():
+        if not isinstance(ver, str):
+            raise RecipeError(f"version {ver!r} is not a string", where=c.where(doc["versions"], ver),
+                              fix=f'quote it: "{ver}"')
+        c.fields(body, f"version {ver}", {"locations": list}, {"patches": list})
+        if previous is not None and _version_key(ver) > _version_key(previous):
+            raise RecipeError(f"version {ver} is listed after older {previous}",
+                              where=c.where(doc["versions"], ver), fix="list versions newest first")
+        previous = ver
+        locs = _locations(c, body, "locations", f"{name} {ver}")
+        variants = {loc.variant for loc in locs if loc.variant}
+        versions[ver] = Version(name, ver, locs, _patches(c, body, name, ver, variants), path,
+                                where=c.where(doc["versions"], ver))
+    patch_root = PATCHES_DIR / name
+    if patch_root.is_dir():
+        for d in sorted(patch_root.iterdir()):
+            if d.is_dir() and d.name not in versions:
+                raise RecipeError(f"patch folder {_rel(d)} is for a version the recipe does not list",
+                                  where=_rel(path), fix=f"add version {d.name} or remove the folder")
+    if doc["default"] not in versions:
+        raise RecipeError(f"default version {doc['default']!r} is not listed under versions",
+                          where=c.where(doc, "default"), fix="choose one of: " + ", ".join(versions))
+    return Package(name, doc["homepage"], doc["default"], versions, path)
+
+
+def load_targets(path: Path) -> dict[str, Target]:
+    c = _Checker(path)
+    doc = _read_yaml(path)
+    c.fields(doc, "targets file", {"targets": dict})
+    targets = {}
+    for name, body in doc["targets"].items():
+        c.fields(body, f"target {name}",
+                 {"triple": str, "rust_target": str, "elf_class": int, "elf_machine": str},
+                 {"gcc_configure": list, "qemu": str, "float_abi": str})
+        if body["elf_class"] not in (32, 64):
+            raise RecipeError(f"elf_class {body['elf_class']} is not 32 or 64",
+                              where=c.where(body, "elf_class"), fix="write 32 or 64")
+        if not body["elf_machine"].startswith("EM_"):
+            raise RecipeError(f"elf_machine {body['elf_machine']!r} is not an e_machine name",
+                              where=c.where(body, "elf_machine"), fix="write it as pyelftools does, e.g. EM_AARCH64")
+        if body.get("float_abi", "") not in ("", "hard", "soft"):
+            raise RecipeError(f"float_abi {body['float_abi']!r} is not hard or soft",
+                              where=c.where(body, "float_abi"), fix="write hard or soft, or leave it out")
+        flags = body.get("gcc_configure") or []
+        for flag in flags:
+            if not isinstance(flag, str) or not flag.startswith("--"):
+                raise RecipeError(f"gcc_configure entry {flag!r} is not a --option",
+                                  where=c.where(body, "gcc_configure"), fix="write options like --with-arch=armv7-a")
+        targets[name] = Target(name, body["triple"], tuple(flags), body["rust_target"],
+                               body.get("qemu") or "", body["elf_class"], body["elf_machine"],
+                               body.get("float_abi") or "", where=c.where(body))
+    return targets
+
+
+def load(recipes_dir: Path = RECIPES_DIR) -> Recipes:
+    packages = {}
+    for name in PACKAGES:
+        path = recipes_dir / f"{name}.yaml"
+        if not path.exists():
+            raise RecipeError(f"missing recipe {_rel(path)}", fix=f"add a recipe for {name}")
+        packages[name] = load_package(path)
+    for extra in sorted(recipes_dir.glob("*.yaml")):
+        if extra.stem not in PACKAGES and extra.name != "targets.yaml":
+            raise RecipeError(f"{_rel(extra)} is not a known package recipe", where=_rel(extra),
+                              fix="packages: " + ", ".join(PACKAGES))
+    return Recipes(packages, load_targets(recipes_dir / "targets.yaml"))

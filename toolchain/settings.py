@@ -1,0 +1,109 @@
+"""User settings: `doit TASK name=value` on the command line, else TOOLCHAIN_<NAME> in the
+environment, else the default. Validated before any task runs."""
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ToolchainError
+from .recipes import PACKAGES, ROOT
+
+ENV_PREFIX = "TOOLCHAIN_"
+
+# name: (help, default shown in the README)
+SETTINGS = {
+    "out": "output folder (source trees, build trees, toolchains, state)",
+    "distfiles": "folder of verified downloads, shared between clones and targets",
+    "mirrors": "space- or comma-separated base URLs tried before upstream (flat: URL/FILE)",
+    "jobs": "parallel make jobs",
+    "offline": "1: never use the network; everything must be in distfiles",
+    "upstream": "0: skip upstream URLs (e.g. where upstream sites are unreachable)",
+    "debian": "0: do not use Debian's source archive through apt",
+    "debian_suites": "Debian suites searched for source packages",
+}
+VERSION_HELP = "version of a package, e.g. gcc=15.3.0 (TOOLCHAIN_VERSION_GCC)"
+
+
+def _cache_home() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "musl-toolchain"
+
+
+def _bool(name: str, value: str) -> bool:
+    v = value.strip().lower()
+    if v in ("1", "yes", "true", "on"):
+        return True
+    if v in ("0", "no", "false", "off", ""):
+        return False
+    raise ToolchainError(f"setting {name}={value!r} is not a yes/no value", fix=f"write {name}=1 or {name}=0")
+
+
+@dataclass(frozen=True)
+class Settings:
+    out: Path
+    distfiles: Path
+    mirrors: tuple[str, ...] = ()
+    jobs: int = 2
+    offline: bool = False
+    upstream: bool = True
+    debian: bool = True
+    debian_suites: tuple[str, ...] = ("bookworm", "trixie", "forky", "sid")
+    versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def state(self) -> Path:
+        return self.out / "state"
+
+    @property
+    def sources(self) -> Path:
+        return self.out / "src"
+
+
+def load(cmdline: dict[str, str] | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Settings from doit's command-line variables and the environment."""
+    cmdline = dict(cmdline or {})
+    env = dict(os.environ if env is None else env)
+    known = set(SETTINGS) | set(PACKAGES)
+    for name in cmdline:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            raise ToolchainError(f"unknown setting {name!r} on the command line",
+                                 fix=(f"did you mean {close[0]!r}? " if close else "")
+                                 + "settings: " + ", ".join(sorted(known)))
+    env_known = {ENV_PREFIX + n.upper() for n in SETTINGS} | {f"{ENV_PREFIX}VERSION_{p.upper()}" for p in PACKAGES}
+    for name in env:
+        if name.startswith(ENV_PREFIX) and name not in env_known:
+            close = difflib.get_close_matches(name, env_known, n=1)
+            raise ToolchainError(f"unknown environment setting {name}",
+                                 fix=(f"did you mean {close[0]}? " if close else "") + "see README: Settings")
+
+    def get(name: str, default: str) -> str:
+        if name in cmdline:
+            return cmdline[name]
+        return env.get(ENV_PREFIX + name.upper(), default)
+
+    jobs_text = get("jobs", str(os.cpu_count() or 2))
+    if not jobs_text.isdigit() or int(jobs_text) < 1:
+        raise ToolchainError(f"jobs={jobs_text!r} is not a positive number", fix="write e.g. jobs=2")
+    mirrors = tuple(m for m in get("mirrors", "").replace(",", " ").split() if m)
+    for m in mirrors:
+        if not m.startswith(("http://", "https://", "ftp://")):
+            raise ToolchainError(f"mirror {m!r} is not an http(s) or ftp URL",
+                                 fix="write the base URL of a flat folder, e.g. https://mirror.example/distfiles")
+    versions = {}
+    for pkg in PACKAGES:
+        v = cmdline.get(pkg) or env.get(f"{ENV_PREFIX}VERSION_{pkg.upper()}")
+        if v:
+            versions[pkg] = v
+    return Settings(
+        out=Path(get("out", str(ROOT / "out"))).expanduser().absolute(),
+        distfiles=Path(get("distfiles", str(_cache_home() / "distfiles"))).expanduser().absolute(),
+        mirrors=mirrors,
+        jobs=int(jobs_text),
+        offline=_bool("offline", get("offline", "0")),
+        upstream=_bool("upstream", get("upstream", "1")),
+        debian=_bool("debian", get("debian", "1")),
+        debian_suites=tuple(get("debian_suites", "bookworm trixie forky sid").replace(",", " ").split()),
+        versions=versions,
+    )

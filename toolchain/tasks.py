@@ -1,0 +1,126 @@
+"""doit task metadata. Creators only describe tasks: no network, no file work at load time."""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+from doit.exceptions import TaskFailed
+from doit.tools import config_changed
+
+from . import recipes as recipes_mod
+from . import settings as settings_mod
+from . import sources
+from .errors import ToolchainError
+from .recipes import Recipes, Version
+from .settings import Settings
+
+DEP_FILE = ".doit-toolchain.db"
+
+
+class Context:
+    """Everything the task creators need, loaded and validated once per doit run."""
+
+    def __init__(self, cmdline: dict[str, str] | None = None, env: dict[str, str] | None = None,
+                 recipes_dir: Path | None = None):
+        self.settings: Settings = settings_mod.load(cmdline, env)
+        self.recipes: Recipes = recipes_mod.load(recipes_dir or recipes_mod.RECIPES_DIR)
+        self.versions: dict[str, Version] = self.recipes.select(self.settings.versions)
+
+    def doit_config(self) -> dict:
+        return {
+            "dep_file": str(self.settings.out / DEP_FILE),
+            "backend": "sqlite3",         # tolerates two doit runs sharing the out folder
+            "verbosity": 2,
+            "default_tasks": ["settings"],
+            "action_string_formatting": "new",
+        }
+
+
+def _guarded(fn, *args):
+    """Run a stage; a ToolchainError becomes one clean doit failure message."""
+    try:
+        fn(*args)
+    except ToolchainError as e:
+        return TaskFailed(str(e))
+    return None
+
+
+def _recipe_facts(version: Version) -> dict:
+    """What the fetch of a version reads from its recipe (line numbers excluded)."""
+    def loc(l):
+        return {k: v for k, v in dataclasses.asdict(l).items() if k not in ("where", "hash_from")}
+    return {"locations": [loc(l) for l in version.locations],
+            "remote_patches": {p.file: [loc(l) for l in p.locations] for p in version.patches if p.remote}}
+
+
+def fetch_tasks(ctx: Context):
+    s = ctx.settings
+    for version in ctx.versions.values():
+        yield {
+            "name": version.key,
+            "doc": f"download and verify {version.package} {version.version}",
+            "actions": [(_guarded, [sources.fetch, s, version])],
+            "file_dep": [],
+            "targets": [str(sources.fetch_stamp(s, version))],
+            "uptodate": [config_changed({"recipe": _recipe_facts(version), "distfiles": str(s.distfiles)}),
+                         (lambda task, values, v=version: sources.fetch_is_current(s, v))],
+            "verbosity": 2,
+        }
+
+
+def source_tasks(ctx: Context):
+    s = ctx.settings
+    for version in ctx.versions.values():
+        local = [str(p.path) for p in version.patches if not p.remote]
+        yield {
+            "name": version.key,
+            "doc": f"unpack and patch {version.package} {version.version}",
+            "actions": [(_guarded, [sources.prepare, s, version])],
+            "file_dep": [str(sources.fetch_stamp(s, version))] + local,
+            "targets": [str(sources.tree_path(s, version) / sources.MARKER)],
+            "uptodate": [config_changed({"patches": [(p.file, p.only_for) for p in version.patches]})],
+            "verbosity": 2,
+        }
+
+
+def download_task(ctx: Context) -> dict:
+    return {
+        "doc": "fill the distfiles folder with every selected source, for a later offline build",
+        "actions": [(_print, [f"all sources are verified in {ctx.settings.distfiles}; "
+                              "build offline later with offline=1"])],
+        "task_dep": [f"fetch:{v.key}" for v in ctx.versions.values()],
+        "uptodate": [False],
+        "verbosity": 2,
+    }
+
+
+def toolchain_tasks(ctx: Context):
+    for target in ctx.recipes.targets.values():
+        keys = [v.key for v in ctx.versions.values()]
+        yield {
+            "name": target.name,
+            "doc": f"{target.triple} toolchain",
+            "actions": [(_print, [f"{target.triple}: sources fetched, verified, unpacked and patched in "
+                                  f"{ctx.settings.sources} ({', '.join(keys)}); nothing is built yet: "
+                                  "the build stages are not implemented"])],
+            "task_dep": [f"source:{k}" for k in keys],
+            "uptodate": [False],
+            "verbosity": 2,
+        }
+
+
+def settings_task(ctx: Context) -> dict:
+    s = ctx.settings
+    lines = [f"out       {s.out}", f"distfiles {s.distfiles}", f"mirrors   {' '.join(s.mirrors) or '-'}",
+             f"jobs      {s.jobs}", f"offline   {int(s.offline)}   upstream {int(s.upstream)}   "
+             f"debian {int(s.debian)} ({' '.join(s.debian_suites)})",
+             "versions  " + " ".join(v.key for v in ctx.versions.values()),
+             "targets   " + " ".join(ctx.recipes.targets),
+             "run `doit list` for tasks, `doit toolchain:<target>` to build"]
+    return {"doc": "show settings and selected versions", "actions": [(_print, ["\n".join(lines)])],
+            "uptodate": [False], "verbosity": 2}
+
+
+def _print(text: str) -> None:
+    print(text, file=sys.stdout, flush=True)
