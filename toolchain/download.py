@@ -30,8 +30,8 @@ class DownloadError(FetchError):
 
 @contextmanager
 def file_lock(path: Path):
-    """An exclusive lock next to `path`, so two runs never write the same file at once."""
-    lock_path = path.with_name(path.name + ".lock")
+    """An exclusive lock for `path` (in .locks/ beside it): two runs never write it at once."""
+    lock_path = path.parent / ".locks" / (path.name + ".lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
