@@ -8,6 +8,7 @@ checked against Debian's signed index); the file itself is then downloaded like 
 """
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -26,6 +27,7 @@ REFRESH_SECONDS = 24 * 3600
 class Archive:
     uri: str
     signed_by: str = ""
+    trusted: bool = False    # an unsigned archive the user vouches for (apt's `Trusted: yes`)
 
 
 def _deb822_stanzas(text: str) -> list[dict[str, str]]:
@@ -91,8 +93,9 @@ def debian_archives(paths: tuple[Path, ...] = APT_SOURCES) -> list[Archive]:
 def deb_src_stanzas(archives: list[Archive], suites: tuple[str, ...]) -> str:
     out = []
     for a in archives:
-        out.append("Types: deb-src\nURIs: {}\nSuites: {}\nComponents: main\n{}".format(
-            a.uri, " ".join(suites), f"Signed-By: {a.signed_by}\n" if a.signed_by else ""))
+        out.append("Types: deb-src\nURIs: {}\nSuites: {}\nComponents: main\n{}{}".format(
+            a.uri, " ".join(suites), f"Signed-By: {a.signed_by}\n" if a.signed_by else "",
+            "Trusted: yes\n" if a.trusted else ""))
     return "\n".join(out)
 
 
@@ -115,7 +118,9 @@ class Apt:
                 "-o", f"Dir::Etc::SourceParts={self.dir / 'sources.list.d'}",
                 "-o", f"Dir::State::Lists={self.dir / 'lists'}",
                 "-o", f"Dir::Cache={self.dir / 'cache'}",
-                "-o", "Debug::NoLocking=1", "-o", "APT::Sandbox::User=root" if _is_root() else "-q"]
+                "-o", "Debug::NoLocking=1",
+                # as root apt drops to user _apt, who cannot write into our private folder
+                *(["-o", "APT::Sandbox::User=root"] if os.geteuid() == 0 else [])]
 
     def _run(self, args: list[str], timeout: float = 600) -> subprocess.CompletedProcess:
         return subprocess.run(["apt-get", *self._options(), *args], capture_output=True, text=True,
@@ -178,11 +183,6 @@ def upstream_part(debian_version: str) -> str:
 def _debian_version_key(v: str) -> tuple:
     epoch = int(v.split(":", 1)[0]) if ":" in v else 0
     return (epoch, tuple(int(x) for x in re.findall(r"\d+", v.split(":", 1)[-1])))
-
-
-def _is_root() -> bool:
-    import os
-    return os.geteuid() == 0
 
 
 def _tail(text: str, lines: int = 8) -> str:

@@ -44,10 +44,11 @@ class Fetcher:
     def fetch(self, locations: tuple[Location, ...], what: str) -> Fetched:
         self.distfiles.mkdir(parents=True, exist_ok=True)
         tried: list[str] = []
-        for attempt in (self._from_distfiles, self._from_mirrors, self._from_upstream, self._from_debian):
-            if self.offline and attempt is not self._from_distfiles:
-                break
-            result = attempt(locations, tried)
+        places = [self._from_distfiles]
+        if not self.offline:
+            places += [self._from_mirrors, self._from_upstream, self._from_debian]
+        for place in places:
+            result = place(locations, tried)
             if result:
                 return result
         names = ", ".join(dict.fromkeys(loc.stored_name for loc in locations))

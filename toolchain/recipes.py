@@ -17,7 +17,6 @@ from .errors import RecipeError
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPES_DIR = ROOT / "recipes"
-PATCHES_DIR = ROOT / "patches"
 
 # The packages a toolchain is made of; each has recipes/<name>.yaml.
 PACKAGES = ("binutils", "gcc", "gmp", "mpfr", "mpc", "musl", "ncurses", "libedit")
@@ -311,8 +310,9 @@ def _locations(c: _Checker, m: _Map, key: str, what: str) -> tuple[Location, ...
     return tuple(_location(c, item, f"{what} location") for item in items)
 
 
-def _patches(c: _Checker, m: _Map, package: str, version: str, variants: set[str]) -> tuple[Patch, ...]:
-    patch_dir = PATCHES_DIR / package / version
+def _patches(c: _Checker, m: _Map, package: str, version: str, variants: set[str],
+             patches_dir: Path) -> tuple[Patch, ...]:
+    patch_dir = patches_dir / package / version
     on_disk = {p.name for p in patch_dir.glob("*.patch")} if patch_dir.is_dir() else set()
     listed: dict[str, Patch] = {}
     for item in m.get("patches") or []:
@@ -361,7 +361,8 @@ def _patches(c: _Checker, m: _Map, package: str, version: str, variants: set[str
     return tuple(listed.values())
 
 
-def load_package(path: Path) -> Package:
+def load_package(path: Path, patches_dir: Path | None = None) -> Package:
+    patches_dir = patches_dir or path.parent.parent / "patches"
     c = _Checker(path)
     doc = _read_yaml(path)
     c.fields(doc, "recipe", {"package": str, "homepage": str, "default": str, "versions": dict})
@@ -382,9 +383,9 @@ def load_package(path: Path) -> Package:
         previous = ver
         locs = _locations(c, body, "locations", f"{name} {ver}")
         variants = {loc.variant for loc in locs if loc.variant}
-        versions[ver] = Version(name, ver, locs, _patches(c, body, name, ver, variants), path,
+        versions[ver] = Version(name, ver, locs, _patches(c, body, name, ver, variants, patches_dir), path,
                                 where=c.where(doc["versions"], ver))
-    patch_root = PATCHES_DIR / name
+    patch_root = patches_dir / name
     if patch_root.is_dir():
         for d in sorted(patch_root.iterdir()):
             if d.is_dir() and d.name not in versions:
@@ -431,7 +432,7 @@ def load(recipes_dir: Path = RECIPES_DIR) -> Recipes:
         path = recipes_dir / f"{name}.yaml"
         if not path.exists():
             raise RecipeError(f"missing recipe {_rel(path)}", fix=f"add a recipe for {name}")
-        packages[name] = load_package(path)
+        packages[name] = load_package(path, recipes_dir.parent / "patches")
     for extra in sorted(recipes_dir.glob("*.yaml")):
         if extra.stem not in PACKAGES and extra.name != "targets.yaml":
             raise RecipeError(f"{_rel(extra)} is not a known package recipe", where=_rel(extra),

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ToolchainError
-from .recipes import PACKAGES, ROOT
+from .recipes import PACKAGES, RECIPES_DIR, ROOT
 
 ENV_PREFIX = "TOOLCHAIN_"
 
@@ -22,6 +22,7 @@ SETTINGS = {
     "upstream": "0: skip upstream URLs (e.g. where upstream sites are unreachable)",
     "debian": "0: do not use Debian's source archive through apt",
     "debian_suites": "Debian suites searched for source packages",
+    "recipes": "folder of recipe YAML files (patches/ beside it); default: this project's",
 }
 VERSION_HELP = "version of a package, e.g. gcc=15.3.0 (TOOLCHAIN_VERSION_GCC)"
 
@@ -50,6 +51,7 @@ class Settings:
     debian: bool = True
     debian_suites: tuple[str, ...] = ("bookworm", "trixie", "forky", "sid")
     versions: dict[str, str] = field(default_factory=dict)
+    recipes: Path = RECIPES_DIR
 
     @property
     def state(self) -> Path:
@@ -106,4 +108,5 @@ def load(cmdline: dict[str, str] | None = None, env: dict[str, str] | None = Non
         debian=_bool("debian", get("debian", "1")),
         debian_suites=tuple(get("debian_suites", "bookworm trixie forky sid").replace(",", " ").split()),
         versions=versions,
+        recipes=Path(get("recipes", str(RECIPES_DIR))).expanduser().absolute(),
     )

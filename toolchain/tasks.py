@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from pathlib import Path
 
 from doit.exceptions import TaskFailed
 from doit.tools import config_changed
@@ -21,10 +20,9 @@ DEP_FILE = ".doit-toolchain.db"
 class Context:
     """Everything the task creators need, loaded and validated once per doit run."""
 
-    def __init__(self, cmdline: dict[str, str] | None = None, env: dict[str, str] | None = None,
-                 recipes_dir: Path | None = None):
+    def __init__(self, cmdline: dict[str, str] | None = None, env: dict[str, str] | None = None):
         self.settings: Settings = settings_mod.load(cmdline, env)
-        self.recipes: Recipes = recipes_mod.load(recipes_dir or recipes_mod.RECIPES_DIR)
+        self.recipes: Recipes = recipes_mod.load(self.settings.recipes)
         self.versions: dict[str, Version] = self.recipes.select(self.settings.versions)
 
     def doit_config(self) -> dict:

@@ -1,0 +1,149 @@
+"""The doit graph, loaded by doit's own loader and run for real on a small synthetic project
+whose tarballs come from a local HTTP server."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from doit.loader import load_doit_config, load_tasks
+
+from conftest import make_tar, sha
+from toolchain import recipes
+
+REPO = Path(__file__).resolve().parent.parent
+PATCH = """From: test
+Subject: change greeting
+
+Upstream: not for upstream (test)
+---
+--- a/hello.c
++++ b/hello.c
+@@ -1 +1 @@
+-hello
++{greeting}
+"""
+
+
+def doit(*args: str, cwd: Path = REPO, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "doit", "-f", str(REPO / "dodo.py"), *args],
+                          cwd=cwd, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL)
+
+
+def test_loader_sees_families_and_target_subtasks(tmp_path, monkeypatch):
+    monkeypatch.setenv("TOOLCHAIN_OUT", str(tmp_path / "out"))
+    import importlib
+    sys.path.insert(0, str(REPO))
+    dodo = importlib.import_module("dodo")
+    importlib.reload(dodo)
+    config = load_doit_config(vars(dodo))
+    tasks = {t.name: t for t in load_tasks(vars(dodo))}
+    assert {"toolchain:x86_64", "toolchain:aarch64", "toolchain:armv7", "download", "settings"} <= set(tasks)
+    gcc = recipes.load().packages["gcc"]
+    key = f"gcc-{gcc.default}"
+    assert f"fetch:{key}" in tasks and f"source:{key}" in tasks
+    assert f"source:{key}" in tasks["toolchain:aarch64"].task_dep
+    src = tasks[f"source:{key}"]
+    assert any(p.endswith("0001-dfsg-stamp-tm-texi.patch") for p in src.file_dep)  # patch edits redo it
+    assert config["dep_file"].endswith(".doit-toolchain.db") and config["backend"] == "sqlite3"
+    assert config["dep_file"].startswith(str(tmp_path / "out"))
+
+
+def test_doit_list_shows_families(tmp_path):
+    r = doit("list", f"out={tmp_path}/out")
+    assert r.returncode == 0, r.stderr
+    names = [line.split()[0] for line in r.stdout.splitlines()]
+    assert names == ["download", "fetch", "settings", "source", "toolchain"]
+    r = doit("list", "--all", f"out={tmp_path}/out")
+    assert {"toolchain:x86_64", "toolchain:aarch64", "toolchain:armv7"} <= {l.split()[0] for l in r.stdout.splitlines()}
+
+
+def test_bad_setting_is_one_clear_error(tmp_path):
+    r = doit("list", "jbos=3", f"out={tmp_path}/out")
+    assert r.returncode != 0
+    assert "unknown setting 'jbos'" in r.stderr and "did you mean 'jobs'" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = doit("list", "gcc=1.0", f"out={tmp_path}/out")
+    assert "gcc version '1.0'" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.fixture
+def project(tmp_path, server):
+    """Recipes for all packages pointing at the local server, and a musl patch."""
+    rdir, pdir = tmp_path / "recipes", tmp_path / "patches"
+    rdir.mkdir()
+    shutil.copy(REPO / "recipes" / "targets.yaml", rdir)
+    for name in recipes.PACKAGES:
+        data = make_tar({"hello.c": b"hello\n"}, top=f"{name}-1.0")
+        server.routes[f"/{name}-1.0.tar.gz"] = [("file", data)]
+        patches = ""
+        if name == "musl":
+            patches = ("    patches:\n      - file: 0001-greeting.patch\n        why: test\n"
+                       "        upstream: none\n")
+            (pdir / "musl" / "1.0").mkdir(parents=True)
+            (pdir / "musl" / "1.0" / "0001-greeting.patch").write_text(PATCH.format(greeting="hi"))
+        (rdir / f"{name}.yaml").write_text(
+            f'package: {name}\nhomepage: https://example.invalid/\ndefault: "1.0"\nversions:\n'
+            f'  "1.0":\n    locations:\n      - url: {server.url}/{name}-1.0.tar.gz\n'
+            f"        sha256: {sha(data)}\n        hash_from: test\n{patches}")
+    args = [f"out={tmp_path}/out", f"distfiles={tmp_path}/dist", f"recipes={rdir}", "debian=0"]
+    return tmp_path, args
+
+
+def ran(output: str) -> set[str]:
+    return {line[3:].strip() for line in output.splitlines() if line.startswith(".  ")}
+
+
+def test_full_graph_runs_is_incremental_and_redoes_only_a_patched_tree(project, server):
+    tmp, args = project
+    r = doit("toolchain:x86_64", *args)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert {f"fetch:{p}-1.0" for p in recipes.PACKAGES} <= ran(r.stdout)
+    assert (tmp / "out" / "src" / "musl-1.0" / "hello.c").read_text() == "hi\n"
+    assert (tmp / "out" / "src" / "gcc-1.0" / "hello.c").read_text() == "hello\n"
+    assert "nothing is built yet" in r.stdout
+
+    requests_before = len(server.log)
+    r = doit("toolchain:x86_64", *args)
+    assert r.returncode == 0
+    assert ran(r.stdout) == {"toolchain:x86_64"}  # only the (never up-to-date) summary
+    assert len(server.log) == requests_before
+
+    (tmp / "patches" / "musl" / "1.0" / "0001-greeting.patch").write_text(PATCH.format(greeting="howdy"))
+    r = doit("toolchain:x86_64", *args)
+    assert r.returncode == 0
+    assert ran(r.stdout) == {"source:musl-1.0", "toolchain:x86_64"}
+    assert (tmp / "out" / "src" / "musl-1.0" / "hello.c").read_text() == "howdy\n"
+
+
+def test_failing_patch_names_patch_and_hunk_and_leaves_no_tree(project):
+    tmp, args = project
+    (tmp / "patches" / "musl" / "1.0" / "0001-greeting.patch").write_text(
+        PATCH.format(greeting="hi").replace("-hello", "-goodbye"))
+    r = doit("source:musl-1.0", *args)
+    assert r.returncode != 0
+    out = r.stdout + r.stderr
+    assert "0001-greeting.patch" in out and "does not apply" in out
+    assert "-goodbye" in out  # the rejected hunk
+    assert not (tmp / "out" / "src" / "musl-1.0").exists()
+    assert not [p for p in (tmp / "out" / "src").iterdir() if p.name.startswith(".musl-1.0.tmp")]
+
+
+def test_download_then_offline(project, server):
+    tmp, args = project
+    r = doit("download", *args)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert sorted(p.name for p in (tmp / "dist").glob("*.tar.gz")) == sorted(f"{p}-1.0.tar.gz" for p in recipes.PACKAGES)
+    server.routes.clear()  # the network is gone
+    shutil.rmtree(tmp / "out")
+    r = doit("toolchain:aarch64", *args, "offline=1")
+    assert r.returncode == 0, r.stdout + r.stderr
+    (tmp / "dist" / "mpc-1.0.tar.gz").unlink()
+    shutil.rmtree(tmp / "out")
+    r = doit("toolchain:aarch64", *args, "offline=1")
+    assert r.returncode != 0
+    assert "mpc-1.0.tar.gz" in r.stdout + r.stderr and "offline" in r.stdout + r.stderr
