@@ -1,0 +1,118 @@
+"""Debian's source archive through the real apt-get, against a small archive on 127.0.0.1."""
+from __future__ import annotations
+
+import hashlib
+import io
+import shutil
+import tarfile
+
+import pytest
+
+from conftest import make_tar, sha
+from toolchain.debian import Apt, Archive, debian_archives, deb_src_stanzas, upstream_part
+from toolchain.errors import FetchError
+from toolchain.fetch import Fetcher
+from toolchain.recipes import Location
+
+pytestmark = pytest.mark.skipif(shutil.which("apt-get") is None, reason="needs apt-get (Debian/Ubuntu)")
+
+
+def test_deb_src_is_derived_from_the_machines_sources(tmp_path):
+    d = tmp_path / "sources.list.d"
+    d.mkdir()
+    (d / "debian.sources").write_text(
+        "Types: deb\nURIs: http://archive.example/debian\nSuites: bookworm bookworm-updates\n"
+        "Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n"
+        "Types: deb\nURIs: http://archive.example/debian-security\nSuites: bookworm-security\n"
+        "Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n")
+    (d / "vendor.sources").write_text("Types: deb\nURIs: http://vendor.example/apt\nSuites: stable\n"
+                                      "Components: main\nSigned-By: /etc/apt/keyrings/vendor.gpg\n")
+    (tmp_path / "sources.list").write_text("deb [signed-by=/k.gpg] http://mirror.example/debian trixie main\n")
+    found = debian_archives((tmp_path / "sources.list", d))
+    assert [a.uri for a in found] == ["http://mirror.example/debian", "http://archive.example/debian"]
+    text = deb_src_stanzas(found[1:], ("trixie", "sid"))
+    assert "Types: deb-src" in text and "Suites: trixie sid" in text
+    assert "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" in text
+
+
+def test_upstream_part_of_debian_versions():
+    assert upstream_part("2:6.3.0+dfsg-5") == "6.3.0+dfsg"
+    assert upstream_part("3.1-20250104-1") == "3.1-20250104"
+    assert upstream_part("1.2.6") == "1.2.6"
+
+
+def _checksums(files: dict[str, bytes]) -> str:
+    sha_lines = "".join(f" {sha(d)} {len(d)} {n}\n" for n, d in files.items())
+    md5_lines = "".join(f" {hashlib.md5(d).hexdigest()} {len(d)} {n}\n" for n, d in files.items())
+    return f"Checksums-Sha256:\n{sha_lines}Files:\n{md5_lines}"
+
+
+@pytest.fixture
+def archive(server):
+    """A one-suite archive: testpkg 1.0-2 (files gone, as seen in sid) and 1.0-1 (served)."""
+    orig = make_tar({"hello.c": b"hello\n"}, top="testpkg-1.0")
+    patch = b"--- a/hello.c\n+++ b/hello.c\n"
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:xz") as tar:
+        info = tarfile.TarInfo("debian/patches/fix.patch")
+        info.size = len(patch)
+        tar.addfile(info, io.BytesIO(patch))
+    debian_tar = buf.getvalue()
+    files1 = {"testpkg_1.0-1.dsc": b"dsc\n", "testpkg_1.0.orig.tar.gz": orig,
+              "testpkg_1.0-1.debian.tar.xz": debian_tar}
+    files2 = {"testpkg_1.0-2.dsc": b"dsc2\n", "testpkg_1.0.orig.tar.gz": orig,
+              "testpkg_1.0-2.debian.tar.xz": debian_tar}
+    head = "Package: testpkg\nBinary: testpkg\nMaintainer: T <t@example.invalid>\nArchitecture: any\n" \
+           "Format: 3.0 (quilt)\n"
+    sources = (f"{head}Version: 1.0-2\nDirectory: pool/main/t/gone\n{_checksums(files2)}\n"
+               f"{head}Version: 1.0-1\nDirectory: pool/main/t/testpkg\n{_checksums(files1)}").encode()
+    release = (f"Suite: sid\nCodename: sid\nComponents: main\nArchitectures: source\n"
+               f"SHA256:\n {sha(sources)} {len(sources)} main/source/Sources\n").encode()
+    server.routes["/debian/dists/sid/Release"] = [("file", release)]
+    server.routes["/debian/dists/sid/main/source/Sources"] = [("file", sources)]
+    for name, data in files1.items():
+        server.routes[f"/debian/pool/main/t/testpkg/{name}"] = [("file", data)]
+    return {"orig": orig, "patch": patch, "url": server.url + "/debian"}
+
+
+def make_fetcher(tmp_path, archive) -> Fetcher:
+    apt = Apt(tmp_path / "apt", suites=("sid",), archives=[Archive(archive["url"], trusted=True)])
+    return Fetcher(tmp_path / "dist", apt=apt, backoff=0.0)
+
+
+def test_orig_from_debian_tries_each_revision(tmp_path, archive, server):
+    loc = Location("debian", "testpkg_1.0.orig.tar.gz", sha(archive["orig"]), "test", debian="testpkg")
+    got = make_fetcher(tmp_path, archive).fetch((loc,), "testpkg 1.0")
+    assert got.path.read_bytes() == archive["orig"]
+    assert "testpkg 1.0-1" in got.origin
+    assert server.requests_for("/debian/pool/main/t/gone/testpkg_1.0.orig.tar.gz")  # tried 1.0-2 first
+
+
+def test_member_of_a_debian_tarball_with_any_revision(tmp_path, archive):
+    loc = Location("debian", "testpkg_1.0-*.debian.tar.xz", sha(archive["patch"]), "test", debian="testpkg",
+                   member="debian/patches/fix.patch")
+    got = make_fetcher(tmp_path, archive).fetch((loc,), "testpkg patch")
+    assert got.path.name == "fix.patch" and got.path.read_bytes() == archive["patch"]
+
+
+def test_recipe_hash_differing_from_debians_index_is_reported(tmp_path, archive):
+    loc = Location("debian", "testpkg_1.0.orig.tar.gz", "0" * 64, "test", debian="testpkg")
+    with pytest.raises(FetchError) as e:
+        make_fetcher(tmp_path, archive).fetch((loc,), "testpkg 1.0")
+    assert "recipe pins " + "0" * 64 in str(e.value) and f"sha256 {sha(archive['orig'])}" in str(e.value)
+
+
+def test_missing_version_is_reported(tmp_path, archive):
+    loc = Location("debian", "testpkg_2.0.orig.tar.gz", "0" * 64, "test", debian="testpkg")
+    with pytest.raises(FetchError, match="no version 2.0-\\* of source package testpkg"):
+        make_fetcher(tmp_path, archive).fetch((loc,), "testpkg 2.0")
+
+
+@pytest.mark.slow
+def test_real_debian_archive_serves_the_default_musl(tmp_path):
+    """Uses this machine's apt sources and Debian's real archive (network)."""
+    from toolchain import recipes
+    musl = recipes.load().packages["musl"]
+    v = musl.versions[musl.default]
+    got = Fetcher(tmp_path / "dist", upstream=False, apt=Apt(tmp_path / "apt")).fetch(v.locations, "musl")
+    assert got.location.kind == "debian"
