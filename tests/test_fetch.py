@@ -139,3 +139,14 @@ def test_unresolvable_host_fails_fast_without_retries(tmp, payload):
     loc = url_loc("http://no-such-host.invalid/pkg-1.0.tar.gz", payload)
     with pytest.raises(FetchError, match="cannot resolve"):
         fetcher(tmp, backoff=30.0).fetch((loc,), "pkg 1.0")  # a retry would sleep 30 s
+
+
+def test_mismatch_at_one_location_is_reported_even_when_the_next_works(server, tmp, payload, capsys):
+    server.routes["/mirror/pkg-1.0.tar.gz"] = [("file", b"stale copy")]
+    server.routes["/upstream/pkg-1.0.tar.gz"] = [("file", payload)]
+    got = fetcher(tmp, mirrors=(server.url + "/mirror",)).fetch(
+        (url_loc(server.url + "/upstream/pkg-1.0.tar.gz", payload),), "pkg 1.0")
+    assert got.path.read_bytes() == payload
+    err = capsys.readouterr().err
+    assert f"expected: {sha(payload)}" in err and f"got:      {sha(b'stale copy')}" in err
+    assert "/mirror/pkg-1.0.tar.gz" in err

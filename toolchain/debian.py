@@ -109,6 +109,11 @@ class Apt:
         self._archives = archives
         self._updated = False
 
+    @property
+    def just_updated(self) -> bool:
+        """The index was refreshed by this process (so refreshing again would not help)."""
+        return self._updated
+
     @staticmethod
     def available() -> bool:
         return shutil.which("apt-get") is not None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass
@@ -78,7 +79,7 @@ class Fetcher:
                             verify(path, loc.sha256, f"distfiles {path}")
                         return Fetched(path, loc, f"distfiles {path.name}")
                     except FetchError as e:
-                        tried.append(f"{path}: {e.what}")
+                        self._failed(tried, f"{path}: {e.what}")
         return None
 
     def _from_mirrors(self, locations, tried):
@@ -88,7 +89,7 @@ class Fetcher:
                 try:
                     return Fetched(self._download(url, loc.stored_name, loc.sha256), loc, url)
                 except FetchError as e:
-                    tried.append(f"mirror {url}: {e.what}")
+                    self._failed(tried, f"mirror {url}: {e.what}")
         return None
 
     def _from_upstream(self, locations, tried):
@@ -100,7 +101,7 @@ class Fetcher:
             try:
                 return Fetched(self._download(loc.url, loc.file, loc.sha256), loc, loc.url)
             except FetchError as e:
-                tried.append(f"{loc.url}: {e.what}")
+                self._failed(tried, f"{loc.url}: {e.what}")
         return None
 
     def _from_debian(self, locations, tried):
@@ -108,27 +109,34 @@ class Fetcher:
         if not debian_locs:
             return None
         if self.apt is None or not Apt.available():
-            tried.append("Debian's source archive: not used (no apt-get here, or disabled)")
+            self._failed(tried, "Debian's source archive: not used (no apt-get here, or disabled)")
             return None
-        try:
-            self.apt.update()
-        except FetchError as e:
-            tried.append(f"Debian's source archive: {e.what}")
-            return None
+        for refresh in (False, True):  # a day-old index may name files the archive dropped
+            try:
+                self.apt.update(force=refresh)
+            except FetchError as e:
+                self._failed(tried, f"Debian's source archive: {e.what}")
+                return None
+            result = self._from_debian_index(debian_locs, tried)
+            if result or self.apt.just_updated:
+                return result
+        return None
+
+    def _from_debian_index(self, debian_locs, tried):
         for loc in debian_locs:
             versions = self.apt.candidates(loc.debian, loc.debian_upstream_version)
             if not versions:
-                tried.append(f"Debian: no version {loc.debian_upstream_version}-* of source package "
+                self._failed(tried, f"Debian: no version {loc.debian_upstream_version}-* of source package "
                              f"{loc.debian} in suites {' '.join(self.apt.suites)}")
             for version in versions:
                 files = self.apt.file_uris(loc.debian, version)
                 names = [n for n in files if fnmatch.fnmatchcase(n, loc.file)]
                 if not names:
-                    tried.append(f"Debian {loc.debian} {version}: no file {loc.file}")
+                    self._failed(tried, f"Debian {loc.debian} {version}: no file {loc.file}")
                     continue
                 url, index_sha = files[names[0]]
                 if not loc.member and index_sha != loc.sha256:
-                    tried.append(f"Debian {loc.debian} {version}: index lists {names[0]} with sha256 "
+                    self._failed(tried, f"Debian {loc.debian} {version}: index lists {names[0]} with sha256 "
                                  f"{index_sha}, recipe pins {loc.sha256}")
                     continue
                 try:
@@ -137,10 +145,16 @@ class Fetcher:
                         path = self._extract_member(path, loc)
                     return Fetched(path, loc, f"Debian {loc.debian} {version}: {url}")
                 except FetchError as e:
-                    tried.append(f"Debian {loc.debian} {version}: {e.what}")
+                    self._failed(tried, f"Debian {loc.debian} {version}: {e.what}")
         return None
 
     # -- helpers ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _failed(tried: list[str], message: str) -> None:
+        """Record a location that did not work, and say so now: a later one may still work."""
+        tried.append(message)
+        print(f"  skipped: {_indent(message)}", file=sys.stderr, flush=True)
 
     def _download(self, url: str, name: str, sha256: str) -> Path:
         return download(url, self.distfiles / name, sha256, session=self.session, **self.opts)
@@ -176,5 +190,9 @@ class Fetcher:
         return dest
 
 
+def _indent(text: str) -> str:
+    return text.replace("\n", "\n    ")
+
+
 def _listing(tried: list[str]) -> str:
-    return "".join(f"\n  - {t}" for t in tried)
+    return "".join(f"\n  - {_indent(t)}" for t in tried)
