@@ -11,7 +11,7 @@ from doit import doit_cmd
 
 from toolchain.errors import ToolchainError
 from toolchain.tasks import (Context, download_task, fetch_tasks, settings_task, source_tasks,
-                             toolchain_tasks)
+                             stage_tasks, toolchain_tasks)
 
 try:
     CTX = Context(cmdline=doit_cmd._CMDLINE_VARS or {})  # doit's parsed name=value arguments
@@ -40,6 +40,41 @@ def task_source():
 def task_download():
     """fetch every selected source into the distfiles folder (for offline builds)"""
     return download_task(CTX)
+
+
+def task_binutils():
+    """binutils for the target, installed into its prefix"""
+    yield from stage_tasks(CTX, "binutils")
+
+
+def task_gcc_core():
+    """gcc's compiler proper (make all-gcc), gmp/mpfr/mpc built in-tree"""
+    yield from stage_tasks(CTX, "gcc_core")
+
+
+def task_libgcc_static():
+    """musl's headers, then a static-only libgcc for building musl"""
+    yield from stage_tasks(CTX, "libgcc_static")
+
+
+def task_musl():
+    """musl libc into the sysroot (crt objects, libc.a, libc.so)"""
+    yield from stage_tasks(CTX, "musl")
+
+
+def task_gcc():
+    """the rest of gcc: libgcc (with libgcc_eh), libstdc++; static libgcc into the sysroot"""
+    yield from stage_tasks(CTX, "gcc")
+
+
+def task_hello():
+    """C and C++ hello-worlds, -static and -static-pie: static ELF gates, run under qemu"""
+    yield from stage_tasks(CTX, "hello")
+
+
+def task_package():
+    """env file, manifest and tarball of the target's toolchain"""
+    yield from stage_tasks(CTX, "package")
 
 
 def task_toolchain():

@@ -22,6 +22,7 @@ SETTINGS = {
     "upstream": "0: skip upstream URLs (e.g. where upstream sites are unreachable)",
     "debian": "0: do not use Debian's source archive through apt",
     "debian_suites": "Debian suites searched for source packages",
+    "languages": "gcc languages, comma separated",
     "recipes": "folder of recipe YAML files (patches/ beside it); default: this project's",
 }
 VERSION_HELP = "version of a package, e.g. gcc=15.3.0 (TOOLCHAIN_VERSION_GCC)"
@@ -52,6 +53,7 @@ class Settings:
     debian_suites: tuple[str, ...] = ("bookworm", "trixie", "forky", "sid")
     versions: dict[str, str] = field(default_factory=dict)
     recipes: Path = RECIPES_DIR
+    languages: tuple[str, ...] = ("c", "c++")
 
     @property
     def state(self) -> Path:
@@ -109,4 +111,17 @@ def load(cmdline: dict[str, str] | None = None, env: dict[str, str] | None = Non
         debian_suites=tuple(get("debian_suites", "bookworm trixie forky sid").replace(",", " ").split()),
         versions=versions,
         recipes=Path(get("recipes", str(RECIPES_DIR))).expanduser().absolute(),
+        languages=_languages(get("languages", "c,c++")),
     )
+
+
+def _languages(text: str) -> tuple[str, ...]:
+    langs = tuple(dict.fromkeys(l for l in text.replace(" ", ",").split(",") if l))
+    known = ("c", "c++", "fortran", "d", "go", "ada", "objc", "obj-c++", "rust", "m2", "cobol")
+    for lang in langs:
+        if lang not in known:
+            raise ToolchainError(f"unknown gcc language {lang!r} in languages={text!r}",
+                                 fix="choose from: " + ", ".join(known))
+    if "c" not in langs:
+        raise ToolchainError(f"languages={text!r} lacks c", fix="gcc always needs c, e.g. languages=c,c++")
+    return langs

@@ -9,7 +9,7 @@ from doit.tools import config_changed
 
 from . import recipes as recipes_mod
 from . import settings as settings_mod
-from . import sources
+from . import sources, stages
 from .errors import ToolchainError
 from .recipes import Recipes, Version
 from .settings import Settings
@@ -93,16 +93,39 @@ def download_task(ctx: Context) -> dict:
     }
 
 
-def toolchain_tasks(ctx: Context):
+def _build(ctx: Context, target) -> stages.Build:
+    return stages.Build(ctx.settings, target, ctx.versions)
+
+
+def stage_tasks(ctx: Context, name: str):
+    """One build stage, a subtask per target."""
+    _, _, reads, previous = next(s for s in stages.STAGES if s[0] == name)
     for target in ctx.recipes.targets.values():
-        keys = [v.key for v in ctx.versions.values()]
+        b = _build(ctx, target)
+        deps = [str(sources.tree_path(ctx.settings, ctx.versions[p]) / sources.MARKER) for p in reads]
+        if previous:
+            deps.append(str(b.stamp(previous)))
+        yield {
+            "name": target.name,
+            "doc": f"{name} stage for {target.triple}",
+            "actions": [(_guarded, [stages.execute, b, name])],
+            "file_dep": deps,
+            "targets": [str(b.stamp(name))],
+            "uptodate": [config_changed(stages.stage_config(b, name))],
+            "verbosity": 2,
+        }
+
+
+def toolchain_tasks(ctx: Context):
+    last = stages.STAGES[-1][0]
+    for target in ctx.recipes.targets.values():
+        b = _build(ctx, target)
         yield {
             "name": target.name,
             "doc": f"{target.triple} toolchain",
-            "actions": [(_print, [f"{target.triple}: sources fetched, verified, unpacked and patched in "
-                                  f"{ctx.settings.sources} ({', '.join(keys)}); nothing is built yet: "
-                                  "the build stages are not implemented"])],
-            "task_dep": [f"source:{k}" for k in keys],
+            "actions": [(_print, [f"{target.triple}: toolchain ready in {b.prefix} "
+                                  f"(report {b.work / 'report.json'})"])],
+            "file_dep": [str(b.stamp(last))],
             "uptodate": [False],
             "verbosity": 2,
         }

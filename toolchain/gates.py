@@ -1,0 +1,85 @@
+"""Gates: the checks a build stage must pass before it counts as done. Each failure names the
+file and the fact that was wrong."""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from . import elf
+from .errors import ToolchainError
+from .recipes import Target
+
+
+class GateError(ToolchainError):
+    pass
+
+
+def _machine_and_class(f: elf.Facts, target: Target) -> None:
+    if f.machine != target.elf_machine:
+        raise GateError(f"e_machine is {f.machine}, expected {target.elf_machine}", where=f.name)
+    if f.elf_class != target.elf_class:
+        raise GateError(f"ELF class is {f.elf_class}-bit, expected {target.elf_class}-bit", where=f.name)
+    if target.float_abi and f.e_type != "ET_REL" and f.float_abi != target.float_abi:
+        raise GateError(f"float ABI is {f.float_abi or 'unspecified'}, expected {target.float_abi}",
+                        where=f.name, fix="gcc must default to the target's float ABI (gcc_configure)")
+    if target.elf_machine == "EM_ARM" and f.eabi_version != 5:
+        raise GateError(f"ARM EABI version is {f.eabi_version}, expected 5", where=f.name)
+
+
+def target_object(path: Path, target: Target) -> elf.Facts:
+    """A relocatable object (e.g. crt1.o) for the target's machine and class."""
+    f = elf.facts(Path(path))
+    if f.e_type != "ET_REL":
+        raise GateError(f"is {f.e_type}, expected a relocatable object", where=f.name)
+    _machine_and_class(f, target)
+    return f
+
+
+def target_archive(path: Path, target: Target, *, at_least: int = 1) -> int:
+    """Every member of a static library is an object for the target; returns the count."""
+    path = Path(path)
+    if not path.is_file():
+        raise GateError("missing", where=str(path))
+    members = elf.ar_members(path)
+    objects = 0
+    for name, data in members:
+        if not name.endswith((".o", ".lo", ".obj")) and data[:4] != b"\x7fELF":
+            continue
+        f = elf.facts(data, f"{path}({name})")
+        if f.e_type != "ET_REL":
+            raise GateError(f"member is {f.e_type}, expected a relocatable object", where=f.name)
+        _machine_and_class(f, target)
+        objects += 1
+    if objects < at_least:
+        raise GateError(f"holds {objects} objects, expected at least {at_least}", where=str(path))
+    return objects
+
+
+def static_executable(path: Path, target: Target, *, kind: str) -> elf.Facts:
+    """No PT_INTERP, no DT_NEEDED, the target's machine/class/float ABI, and the linkage `kind`
+    ("static" or "static-pie")."""
+    f = elf.facts(Path(path))
+    if f.interpreter:
+        raise GateError(f"has an interpreter (PT_INTERP {f.interpreter}): it is dynamically linked",
+                        where=f.name, fix="link with -static / -static-pie and only static libraries")
+    if f.needed:
+        raise GateError(f"needs shared libraries (DT_NEEDED {', '.join(f.needed)})", where=f.name)
+    _machine_and_class(f, target)
+    if f.linkage != kind:
+        raise GateError(f"is {f.linkage}, expected {kind}", where=f.name)
+    return f
+
+
+def runs(cmd: list[str], expected: str, *, where: str, timeout: float = 120) -> str:
+    """Run a target program (natively or under qemu-user) and compare its output."""
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        raise GateError(f"cannot run {cmd[0]}", where=where,
+                        fix="install qemu-user-static (./bootstrap does)") from None
+    except subprocess.TimeoutExpired:
+        raise GateError(f"did not finish in {timeout:.0f} s", where=where) from None
+    if r.returncode != 0 or r.stdout != expected:
+        raise GateError(f"printed {r.stdout!r} (exit {r.returncode}), expected {expected!r}"
+                        + (f"; stderr: {r.stderr.strip()[:300]}" if r.stderr.strip() else ""), where=where)
+    return r.stdout

@@ -1,0 +1,90 @@
+"""Run a build stage's commands: full output to the stage's log file, one live status line
+with elapsed time on the console, and the log's tail plus its path when a command fails."""
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from .errors import ToolchainError
+
+TAIL_LINES = 40
+
+
+class StageError(ToolchainError):
+    """A command of a build stage failed."""
+
+
+def _fmt(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    return f"{m:d}:{s:02d}"
+
+
+class Status:
+    """A live `[label] step  m:ss` line; on a non-terminal, a line a minute."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.step = ""
+        self.start = time.monotonic()
+        self.tty = sys.stdout.isatty()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        if self.tty:
+            sys.stdout.write("\r\033[K")
+            sys.stdout.flush()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+    def _loop(self):
+        interval = 1.0 if self.tty else 60.0
+        while not self._stop.wait(interval):
+            line = f"[{self.label}] {self.step}  {_fmt(self.elapsed())}"
+            if self.tty:
+                sys.stdout.write("\r\033[K" + line[: os.get_terminal_size().columns - 1])
+            else:
+                sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+
+
+def run(cmd: list[str], *, log: Path, cwd: Path, env: dict[str, str] | None = None,
+        status: Status | None = None, step: str = "") -> None:
+    """Run one command, appending its output to `log`; raise StageError with the tail on failure."""
+    cwd.mkdir(parents=True, exist_ok=True)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    if status:
+        status.step = step or cmd[0]
+    with open(log, "ab") as f:
+        f.write(f"\n$ cd {cwd} && {shlex.join(cmd)}\n".encode())
+        f.flush()
+        proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=f, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        raise StageError(f"`{shlex.join(cmd)[:200]}` failed with exit status {proc.returncode}"
+                         f"\n--- last lines of {log} ---\n{tail(log)}",
+                         where=step or cmd[0], fix=f"read the full log: {log}")
+
+
+def tail(path: Path, lines: int = TAIL_LINES) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - 64 * 1024))
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])

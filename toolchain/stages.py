@@ -1,0 +1,315 @@
+"""The build stages of one target's toolchain, in the proven order (musl-cross-make's):
+binutils -> gcc-core (all-gcc) -> libgcc-static (after musl's headers) -> musl -> gcc (the
+rest, with shared libgcc, C++) -> hello (C/C++ static and static-pie programs run).
+
+Each stage works in its own folder under out/build/<target>/, installs into the target's
+prefix, must pass its gates, and only then writes its stamp: a stage without a stamp is
+redone from a clean folder, so an interrupted stage never counts as done.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import gates, package
+from .recipes import Target, Version
+from .runner import Status, run
+from .settings import Settings
+from .sources import tree_path, write_json
+
+HOST_FLAGS = "-g0 -O2"   # the toolchain's own programs: no debug info (much faster to build)
+
+HELLO_C = '#include <stdio.h>\nint main(void) { puts("hello from C"); return 0; }\n'
+HELLO_CXX = """#include <iostream>
+#include <stdexcept>
+#include <string>
+int main() {
+    try { throw std::runtime_error("C++"); }
+    catch (const std::exception &e) { std::cout << "hello from " << e.what() << std::endl; }
+    return 0;
+}
+"""
+
+
+@dataclass
+class Build:
+    settings: Settings
+    target: Target
+    versions: dict[str, Version]
+
+    @property
+    def triple(self) -> str:
+        return self.target.triple
+
+    @property
+    def prefix(self) -> Path:
+        return self.settings.out / "toolchains" / self.target.name
+
+    @property
+    def sysroot(self) -> Path:
+        return self.prefix / self.triple
+
+    @property
+    def work(self) -> Path:
+        return self.settings.out / "build" / self.target.name
+
+    def src(self, package: str) -> Path:
+        return tree_path(self.settings, self.versions[package])
+
+    def stamp(self, stage: str) -> Path:
+        return self.work / "stamps" / f"{stage}.json"
+
+    def log(self, stage: str) -> Path:
+        return self.work / "logs" / f"{stage}.log"
+
+    def tool(self, name: str) -> str:
+        return str(self.prefix / "bin" / f"{self.triple}-{name}")
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("CC", "CXX", "CFLAGS", "CXXFLAGS", "LDFLAGS", "CPPFLAGS", "MAKEFLAGS",
+                            "PKG_CONFIG_PATH", "PKG_CONFIG_SYSROOT_DIR", "LD_LIBRARY_PATH")}
+        env.update(PATH=f"{self.prefix / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}", LC_ALL="C",
+                   CFLAGS=HOST_FLAGS, CXXFLAGS=HOST_FLAGS)
+        return env
+
+    # -- configure flags (also recorded in the report) ------------------------------------
+
+    def binutils_flags(self) -> list[str]:
+        return [f"--target={self.triple}", f"--prefix={self.prefix}", f"--with-sysroot={self.sysroot}",
+                "--disable-nls", "--disable-werror", "--disable-multilib", "--disable-gprofng",
+                "--disable-gdb", "--disable-gdbserver", "--disable-sim", "--disable-readline",
+                "--enable-deterministic-archives"]
+
+    def gcc_flags(self) -> list[str]:
+        langs = ",".join(self.settings.languages)
+        return [f"--target={self.triple}", f"--prefix={self.prefix}", f"--with-sysroot={self.sysroot}",
+                "--with-native-system-header-dir=/include", f"--enable-languages={langs}",
+                "--disable-nls", "--disable-multilib", "--disable-bootstrap", "--disable-werror",
+                "--disable-libsanitizer", "--enable-tls", "--enable-initfini-array",
+                "--enable-libstdcxx-time=rt", "--disable-gnu-indirect-function",
+                "--with-pkgversion=musl-toolchain", *self.target.gcc_configure]
+
+    def musl_flags(self) -> list[str]:
+        return ["--prefix=", f"--target={self.triple}", "--syslibdir=/lib"]
+
+
+# -- the stages ---------------------------------------------------------------------------
+
+def _clean(path: Path) -> Path:
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def _make(b: Build, *targets: str) -> list[str]:
+    return ["make", f"-j{b.settings.jobs}", *targets]
+
+
+def stage_binutils(b: Build, st: Status) -> None:
+    obj = _clean(b.work / "obj-binutils")
+    log, env = b.log("binutils"), b.env()
+    run([str(b.src("binutils") / "configure"), *b.binutils_flags()], log=log, cwd=obj, env=env,
+        status=st, step="configure")
+    # MAKEINFO=true: Debian's binutils repack has no prebuilt manuals; we install none
+    run(_make(b, "MAKEINFO=true"), log=log, cwd=obj, env=env, status=st, step="make")
+    run(["make", "MAKEINFO=true", "install"], log=log, cwd=obj, env=env, status=st, step="install")
+    # gate: the tools run, report the target, and assemble an object for it
+    for tool in ("as", "ld", "ar", "objcopy", "strip"):
+        out = subprocess.run([b.tool(tool), "--version"], capture_output=True, text=True).stdout
+        if not out:
+            raise gates.GateError(f"{tool} --version printed nothing", where=b.tool(tool))
+    ld_targets = subprocess.run([b.tool("ld"), "-V"], capture_output=True, text=True).stdout
+    test = b.work / "gate-binutils"
+    _clean(test)
+    (test / "empty.s").write_text(".text\n")
+    run([b.tool("as"), "empty.s", "-o", "empty.o"], log=log, cwd=test, env=env, status=st, step="gate")
+    gates.target_object(test / "empty.o", b.target)
+    if not ld_targets.strip():
+        raise gates.GateError("ld -V lists no emulations", where=b.tool("ld"))
+
+
+def _gcc_shadow_source(b: Build) -> Path:
+    """gcc's source with gmp/mpfr/mpc beside it (built in-tree), as a folder of symlinks, so
+    the shared, verified source tree is never modified and targets can build at once."""
+    shadow = _clean(b.work / "src-gcc")
+    gcc = b.src("gcc")
+    for entry in gcc.iterdir():
+        (shadow / entry.name).symlink_to(entry)
+    for lib in ("gmp", "mpfr", "mpc"):
+        (shadow / lib).symlink_to(b.src(lib))
+    return shadow
+
+
+def stage_gcc_core(b: Build, st: Status) -> None:
+    log, env = b.log("gcc_core"), b.env()
+    shadow = _gcc_shadow_source(b)
+    obj = _clean(b.work / "obj-gcc")
+    (b.sysroot / "include").mkdir(parents=True, exist_ok=True)
+    run([str(shadow / "configure"), *b.gcc_flags()], log=log, cwd=obj, env=env, status=st, step="configure")
+    run(_make(b, "all-gcc"), log=log, cwd=obj, env=env, status=st, step="make all-gcc")
+    run(["make", "install-gcc"], log=log, cwd=obj, env=env, status=st, step="install-gcc")
+    machine = subprocess.run([b.tool("gcc"), "-dumpmachine"], capture_output=True, text=True).stdout.strip()
+    if machine != b.triple:
+        raise gates.GateError(f"-dumpmachine says {machine!r}, expected {b.triple}", where=b.tool("gcc"))
+    test = _clean(b.work / "gate-gcc-core")
+    (test / "t.c").write_text("int answer(void) { return 42; }\n")
+    run([b.tool("gcc"), "-c", "t.c", "-o", "t.o"], log=log, cwd=test, env=env, status=st, step="gate")
+    gates.target_object(test / "t.o", b.target)
+
+
+def _musl_configure(b: Build, obj: Path, log: Path, st: Status, libcc: str = "") -> None:
+    env = b.env()
+    env.update(CC=b.tool("gcc"), CFLAGS="-O2", CROSS_COMPILE=f"{b.triple}-")
+    if libcc:
+        env["LIBCC"] = libcc
+    run([str(b.src("musl") / "configure"), *b.musl_flags()], log=log, cwd=obj, env=env, status=st,
+        step="configure musl")
+
+
+def stage_libgcc_static(b: Build, st: Status) -> None:
+    """musl's headers into the sysroot, then a static-only libgcc that musl can link."""
+    log, env = b.log("libgcc_static"), b.env()
+    obj = _clean(b.work / "obj-musl-headers")
+    _musl_configure(b, obj, log, st)
+    run(["make", f"DESTDIR={b.sysroot}", "install-headers"], log=log, cwd=obj, env=env, status=st,
+        step="musl install-headers")
+    shutil.rmtree(b.work / "obj-gcc" / b.triple / "libgcc", ignore_errors=True)
+    run(_make(b, "MAKE=make enable_shared=no", "all-target-libgcc"), log=log, cwd=b.work / "obj-gcc",
+        env=env, status=st, step="libgcc (static)")
+    gates.target_archive(b.work / "obj-gcc" / b.triple / "libgcc" / "libgcc.a", b.target)
+
+
+def stage_musl(b: Build, st: Status) -> None:
+    log, env = b.log("musl"), b.env()
+    obj = _clean(b.work / "obj-musl")
+    libcc = str(b.work / "obj-gcc" / b.triple / "libgcc" / "libgcc.a")
+    _musl_configure(b, obj, log, st, libcc)
+    run(_make(b, f"LIBCC={libcc}"), log=log, cwd=obj, env=env, status=st, step="make musl")
+    run(["make", f"DESTDIR={b.sysroot}", "install"], log=log, cwd=obj, env=env, status=st, step="install musl")
+    lib = b.sysroot / "lib"
+    gates.target_archive(lib / "libc.a", b.target, at_least=1000)
+    for crt in ("crt1.o", "crti.o", "crtn.o", "Scrt1.o", "rcrt1.o"):
+        gates.target_object(lib / crt, b.target)
+
+
+def stage_gcc(b: Build, st: Status) -> None:
+    """The rest of gcc (libgcc with libgcc_eh and libgcc_s, libstdc++, ...), from clean target
+    library folders now that musl exists; then the static libgcc archives into the sysroot."""
+    log, env = b.log("gcc"), b.env()
+    obj = b.work / "obj-gcc"
+    shutil.rmtree(obj / b.triple, ignore_errors=True)
+    run(_make(b), log=log, cwd=obj, env=env, status=st, step="make (target libraries)")
+    run(["make", "install"], log=log, cwd=obj, env=env, status=st, step="install")
+    libgcc = Path(subprocess.run([b.tool("gcc"), "-print-libgcc-file-name"], capture_output=True,
+                                 text=True, env=env).stdout.strip())
+    for name in ("libgcc.a", "libgcc_eh.a"):
+        src = libgcc.parent / name
+        gates.target_archive(src, b.target)
+        shutil.copy2(src, b.sysroot / "lib" / name)
+        gates.target_archive(b.sysroot / "lib" / name, b.target)
+
+
+def stage_hello(b: Build, st: Status) -> None:
+    """C and C++ programs linked -static and -static-pie: static ELF facts, and they run."""
+    log, env = b.log("hello"), b.env()
+    test = _clean(b.work / "hello")
+    (test / "hello.c").write_text(HELLO_C)
+    (test / "hello.cc").write_text(HELLO_CXX)
+    runner = [b.target.qemu] if b.target.qemu else []
+    programs = [("gcc", "hello.c", "hello from C\n")]
+    if "c++" in b.settings.languages:
+        programs.append(("g++", "hello.cc", "hello from C++\n"))
+    for compiler, source, greeting in programs:
+        for kind in ("static", "static-pie"):
+            exe = test / f"{source.replace('.', '-')}-{kind}"
+            run([b.tool(compiler), f"-{kind}", "-O2", source, "-o", exe.name], log=log, cwd=test, env=env,
+                status=st, step=f"{compiler} -{kind}")
+            gates.static_executable(exe, b.target, kind=kind)
+            gates.runs([*runner, str(exe)], greeting, where=str(exe))
+
+
+def stage_package(b: Build, st: Status) -> None:
+    """env file, manifest and the reproducible tarball of the prefix."""
+    st.step = "tarball"
+    dest = package.package(b)
+    check = subprocess.run(["bash", "-c", f'. "{b.prefix / package.ENV_FILE}" && command -v "$CC"'],
+                           capture_output=True, text=True)
+    if check.stdout.strip() != b.tool("gcc"):
+        raise gates.GateError(f"sourcing it gives CC at {check.stdout.strip()!r}, expected {b.tool('gcc')}",
+                              where=str(b.prefix / package.ENV_FILE))
+    with tarfile.open(dest) as tar:
+        names = tar.getnames()
+    if f"{names[0]}/bin/{b.triple}-gcc" not in names:
+        raise gates.GateError(f"has no bin/{b.triple}-gcc", where=str(dest))
+    print(f"[{b.target.name}] tarball {dest} ({dest.stat().st_size >> 20} MiB, {len(names)} entries)")
+
+
+STAGES = [
+    # name, function, packages whose source trees it reads, previous stage
+    ("binutils", stage_binutils, ("binutils",), None),
+    ("gcc_core", stage_gcc_core, ("gcc", "gmp", "mpfr", "mpc"), "binutils"),
+    ("libgcc_static", stage_libgcc_static, ("musl",), "gcc_core"),
+    ("musl", stage_musl, ("musl",), "libgcc_static"),
+    ("gcc", stage_gcc, (), "musl"),
+    ("hello", stage_hello, (), "gcc"),
+    ("package", stage_package, (), "hello"),
+]
+
+
+def stage_config(b: Build, name: str) -> dict:
+    """What a stage reads besides files: flags and versions (for doit's config_changed)."""
+    config = {"target": b.target.name, "triple": b.triple, "host_flags": HOST_FLAGS,
+              "prefix": str(b.prefix)}
+    if name == "binutils":
+        config["configure"] = b.binutils_flags()
+    elif name in ("gcc_core", "gcc"):
+        config["configure"] = b.gcc_flags()
+    elif name in ("libgcc_static", "musl"):
+        config["configure"] = b.musl_flags()
+    elif name == "hello":
+        config["programs"] = [HELLO_C, HELLO_CXX, b.target.qemu, list(b.settings.languages)]
+    return config
+
+
+def execute(b: Build, name: str) -> None:
+    """Run one stage from a clean state; write its stamp only after its gates passed."""
+    fn = {n: f for n, f, _, _ in STAGES}[name]
+    stamp = b.stamp(name)
+    stamp.unlink(missing_ok=True)
+    log = b.log(name)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("")
+    started = time.time()
+    with Status(f"{b.target.name} {name}") as st:
+        fn(b, st)
+        elapsed = st.elapsed()
+    record = {"stage": name, "target": b.target.name, "seconds": round(elapsed, 1),
+              "started": started, "log": str(log),
+              "versions": {p: v.version for p, v in b.versions.items()},
+              "config": stage_config(b, name)}
+    write_json(stamp, record)
+    write_report(b)
+    print(f"[{b.target.name}] {name}: done in {elapsed:.0f} s, gates passed (log {log})", flush=True)
+
+
+def write_report(b: Build) -> dict:
+    """The target's build report: each finished stage's wall time, versions and flags."""
+    stages = {}
+    for name, *_ in STAGES:
+        try:
+            stages[name] = json.loads(b.stamp(name).read_text())
+        except (OSError, ValueError):
+            continue
+    report = {"target": b.target.name, "triple": b.triple, "prefix": str(b.prefix),
+              "versions": {p: v.version for p, v in b.versions.items()},
+              "stages": {n: {"seconds": s["seconds"], "config": s["config"]} for n, s in stages.items()},
+              "total_seconds": round(sum(s["seconds"] for s in stages.values()), 1)}
+    write_json(b.work / "report.json", report)
+    return report
