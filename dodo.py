@@ -11,7 +11,7 @@ from doit import doit_cmd
 
 from toolchain.errors import ToolchainError
 from toolchain.tasks import (Context, download_task, fetch_tasks, settings_task, source_tasks,
-                             stage_tasks, toolchain_tasks)
+                             sources_tasks, stage_tasks, toolchain_tasks)
 
 try:
     CTX = Context(cmdline=doit_cmd._CMDLINE_VARS or {})  # doit's parsed name=value arguments
@@ -40,6 +40,11 @@ def task_source():
 def task_download():
     """fetch every selected source into the distfiles folder (for offline builds)"""
     return download_task(CTX)
+
+
+def task_sources():
+    """every source a target needs: fetched, verified, unpacked, patched (nothing built)"""
+    yield from sources_tasks(CTX)
 
 
 def task_binutils():

@@ -46,9 +46,20 @@ def test_loader_sees_families_and_target_subtasks(tmp_path, monkeypatch):
     gcc = recipes.load().packages["gcc"]
     key = f"gcc-{gcc.default}"
     assert f"fetch:{key}" in tasks and f"source:{key}" in tasks
-    assert f"source:{key}" in tasks["toolchain:aarch64"].task_dep
+    assert f"source:{key}" in tasks["sources:aarch64"].task_dep
     src = tasks[f"source:{key}"]
     assert any(p.endswith("0001-dfsg-stamp-tm-texi.patch") for p in src.file_dep)  # patch edits redo it
+    # a musl change reaches musl and what follows it, never binutils or all-gcc
+    r = recipes.load()
+    musl_marker = f"src/musl-{r.packages['musl'].default}/.musl-toolchain-source.json"
+
+    def reads(task, suffix):
+        return any(d.endswith(suffix) for d in tasks[task].file_dep)
+    assert reads("musl:aarch64", musl_marker) and reads("libgcc_static:aarch64", musl_marker)
+    assert not reads("binutils:aarch64", musl_marker) and not reads("gcc_core:aarch64", musl_marker)
+    assert reads("gcc:aarch64", "stamps/musl.json") and reads("hello:aarch64", "stamps/gcc.json")
+    assert not reads("gcc_core:aarch64", "stamps/musl.json")
+    assert reads("toolchain:aarch64", "stamps/package.json")
     assert config["dep_file"].endswith(".doit-toolchain.db") and config["backend"] == "sqlite3"
     assert config["dep_file"].startswith(str(tmp_path / "out"))
 
@@ -57,7 +68,8 @@ def test_doit_list_shows_families(tmp_path):
     r = doit("list", f"out={tmp_path}/out")
     assert r.returncode == 0, r.stderr
     names = [line.split()[0] for line in r.stdout.splitlines()]
-    assert names == ["download", "fetch", "settings", "source", "toolchain"]
+    assert names == ["binutils", "download", "fetch", "gcc", "gcc_core", "hello", "libgcc_static", "musl",
+                     "package", "settings", "source", "sources", "toolchain"]
     r = doit("list", "--all", f"out={tmp_path}/out")
     assert {"toolchain:x86_64", "toolchain:aarch64", "toolchain:armv7"} <= {l.split()[0] for l in r.stdout.splitlines()}
 
@@ -100,23 +112,23 @@ def ran(output: str) -> set[str]:
 
 def test_full_graph_runs_is_incremental_and_redoes_only_a_patched_tree(project, server):
     tmp, args = project
-    r = doit("toolchain:x86_64", *args)
+    r = doit("sources:x86_64", *args)
     assert r.returncode == 0, r.stdout + r.stderr
     assert {f"fetch:{p}-1.0" for p in recipes.PACKAGES} <= ran(r.stdout)
     assert (tmp / "out" / "src" / "musl-1.0" / "hello.c").read_text() == "hi\n"
     assert (tmp / "out" / "src" / "gcc-1.0" / "hello.c").read_text() == "hello\n"
-    assert "nothing is built yet" in r.stdout
+    assert "sources ready" in r.stdout
 
     requests_before = len(server.log)
-    r = doit("toolchain:x86_64", *args)
+    r = doit("sources:x86_64", *args)
     assert r.returncode == 0
-    assert ran(r.stdout) == {"toolchain:x86_64"}  # only the (never up-to-date) summary
+    assert ran(r.stdout) == {"sources:x86_64"}  # only the (never up-to-date) summary
     assert len(server.log) == requests_before
 
     (tmp / "patches" / "musl" / "1.0" / "0001-greeting.patch").write_text(PATCH.format(greeting="howdy"))
-    r = doit("toolchain:x86_64", *args)
+    r = doit("sources:x86_64", *args)
     assert r.returncode == 0
-    assert ran(r.stdout) == {"source:musl-1.0", "toolchain:x86_64"}
+    assert ran(r.stdout) == {"source:musl-1.0", "sources:x86_64"}
     assert (tmp / "out" / "src" / "musl-1.0" / "hello.c").read_text() == "howdy\n"
 
 
@@ -140,10 +152,10 @@ def test_download_then_offline(project, server):
     assert sorted(p.name for p in (tmp / "dist").glob("*.tar.gz")) == sorted(f"{p}-1.0.tar.gz" for p in recipes.PACKAGES)
     server.routes.clear()  # the network is gone
     shutil.rmtree(tmp / "out")
-    r = doit("toolchain:aarch64", *args, "offline=1")
+    r = doit("sources:aarch64", *args, "offline=1")
     assert r.returncode == 0, r.stdout + r.stderr
     (tmp / "dist" / "mpc-1.0.tar.gz").unlink()
     shutil.rmtree(tmp / "out")
-    r = doit("toolchain:aarch64", *args, "offline=1")
+    r = doit("sources:aarch64", *args, "offline=1")
     assert r.returncode != 0
     assert "mpc-1.0.tar.gz" in r.stdout + r.stderr and "offline" in r.stdout + r.stderr

@@ -116,6 +116,21 @@ def stage_tasks(ctx: Context, name: str):
         }
 
 
+def sources_tasks(ctx: Context):
+    """All source trees of a target, fetched, verified and patched, nothing built."""
+    keys = [v.key for v in ctx.versions.values()]
+    for target in ctx.recipes.targets.values():
+        yield {
+            "name": target.name,
+            "doc": f"every source {target.triple} needs, verified, unpacked and patched",
+            "actions": [(_print, [f"{target.triple}: sources ready in {ctx.settings.sources} "
+                                  f"({', '.join(keys)})"])],
+            "task_dep": [f"source:{k}" for k in keys],
+            "uptodate": [False],
+            "verbosity": 2,
+        }
+
+
 def toolchain_tasks(ctx: Context):
     last = stages.STAGES[-1][0]
     for target in ctx.recipes.targets.values():
