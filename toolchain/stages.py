@@ -29,9 +29,15 @@ HELLO_C = '#include <stdio.h>\nint main(void) { puts("hello from C"); return 0; 
 HELLO_CXX = """#include <iostream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 int main() {
-    try { throw std::runtime_error("C++"); }
-    catch (const std::exception &e) { std::cout << "hello from " << e.what() << std::endl; }
+    std::string caught;
+    std::thread worker([&] {   // an exception thrown and caught inside a thread: unwinder + TLS
+        try { throw std::runtime_error("a thread"); }
+        catch (const std::exception &e) { caught = e.what(); }
+    });
+    worker.join();
+    std::cout << "hello from C++ and " << caught << std::endl;
     return 0;
 }
 """
@@ -225,7 +231,7 @@ def stage_hello(b: Build, st: Status) -> None:
     runner = [b.target.qemu] if b.target.qemu else []
     programs = [("gcc", "hello.c", "hello from C\n")]
     if "c++" in b.settings.languages:
-        programs.append(("g++", "hello.cc", "hello from C++\n"))
+        programs.append(("g++", "hello.cc", "hello from C++ and a thread\n"))
     for compiler, source, greeting in programs:
         for kind in ("static", "static-pie"):
             exe = test / f"{source.replace('.', '-')}-{kind}"
