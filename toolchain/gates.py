@@ -70,10 +70,11 @@ def static_executable(path: Path, target: Target, *, kind: str) -> elf.Facts:
     return f
 
 
-def runs(cmd: list[str], expected: str, *, where: str, timeout: float = 120) -> str:
+def runs(cmd: list[str], expected: str, *, where: str, timeout: float = 120, stdin: str | None = None,
+         env: dict[str, str] | None = None) -> str:
     """Run a target program (natively or under qemu-user) and compare its output."""
     try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=stdin or "", env=env)
     except FileNotFoundError:
         raise GateError(f"cannot run {cmd[0]}", where=where,
                         fix="install qemu-user-static (./bootstrap does)") from None

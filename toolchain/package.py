@@ -80,7 +80,10 @@ def tarball(src: Path, dest: Path, arcname: str, mtime: int) -> int:
     try:
         with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz, \
                 tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            paths = [src] + sorted(src.rglob("*"), key=lambda p: str(p.relative_to(src)))
+            paths = [src]
+            for root, dirs, files in os.walk(src):  # does not follow links (sysroot/usr -> .)
+                paths += [Path(root) / n for n in dirs + files]
+            paths = [src] + sorted(paths[1:], key=lambda p: str(p.relative_to(src)))
             for path in paths:
                 rel = path.relative_to(src)
                 name = arcname if str(rel) == "." else f"{arcname}/{rel}"

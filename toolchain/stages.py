@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import gates, package
+from . import gates, libs, package
 from .recipes import Target, Version
 from .runner import Status, run
 from .settings import Settings
@@ -158,6 +158,7 @@ def stage_gcc_core(b: Build, st: Status) -> None:
     shadow = _gcc_shadow_source(b)
     obj = _clean(b.work / "obj-gcc")
     (b.sysroot / "include").mkdir(parents=True, exist_ok=True)
+    libs.sysroot_usr(b)
     run([str(shadow / "configure"), *b.gcc_flags()], log=log, cwd=obj, env=env, status=st, step="configure")
     run(_make(b, "all-gcc"), log=log, cwd=obj, env=env, status=st, step="make all-gcc")
     run(["make", "install-gcc"], log=log, cwd=obj, env=env, status=st, step="install-gcc")
@@ -258,14 +259,16 @@ def stage_package(b: Build, st: Status) -> None:
 
 
 STAGES = [
-    # name, function, packages whose source trees it reads, previous stage
-    ("binutils", stage_binutils, ("binutils",), None),
-    ("gcc_core", stage_gcc_core, ("gcc", "gmp", "mpfr", "mpc"), "binutils"),
-    ("libgcc_static", stage_libgcc_static, ("musl",), "gcc_core"),
-    ("musl", stage_musl, ("musl",), "libgcc_static"),
-    ("gcc", stage_gcc, (), "musl"),
-    ("hello", stage_hello, (), "gcc"),
-    ("package", stage_package, (), "hello"),
+    # name, function, packages whose source trees it reads, stages it comes after
+    ("binutils", stage_binutils, ("binutils",), ()),
+    ("gcc_core", stage_gcc_core, ("gcc", "gmp", "mpfr", "mpc"), ("binutils",)),
+    ("libgcc_static", stage_libgcc_static, ("musl",), ("gcc_core",)),
+    ("musl", stage_musl, ("musl",), ("libgcc_static",)),
+    ("gcc", stage_gcc, (), ("musl",)),
+    ("hello", stage_hello, (), ("gcc",)),
+    ("ncurses", libs.stage_ncurses, ("ncurses",), ("gcc",)),
+    ("libedit", libs.stage_libedit, ("libedit",), ("ncurses",)),
+    ("package", stage_package, (), ("hello", "libedit")),
 ]
 
 
@@ -281,6 +284,12 @@ def stage_config(b: Build, name: str) -> dict:
         config["configure"] = b.musl_flags()
     elif name == "hello":
         config["programs"] = [HELLO_C, HELLO_CXX, b.target.qemu, list(b.settings.languages)]
+    elif name == "ncurses":
+        config["configure"] = libs.NCURSES_FLAGS
+        config["terminals"] = list(libs.TERMINALS)
+    elif name == "libedit":
+        config["configure"] = libs.LIBEDIT_FLAGS
+        config["test"] = [libs.TEST_PROGRAM, libs.TEST_INPUT, libs.TEST_OUTPUT]
     return config
 
 

@@ -99,12 +99,11 @@ def _build(ctx: Context, target) -> stages.Build:
 
 def stage_tasks(ctx: Context, name: str):
     """One build stage, a subtask per target."""
-    _, _, reads, previous = next(s for s in stages.STAGES if s[0] == name)
+    _, _, reads, after = next(s for s in stages.STAGES if s[0] == name)
     for target in ctx.recipes.targets.values():
         b = _build(ctx, target)
         deps = [str(sources.tree_path(ctx.settings, ctx.versions[p]) / sources.MARKER) for p in reads]
-        if previous:
-            deps.append(str(b.stamp(previous)))
+        deps += [str(b.stamp(stage)) for stage in after]
         yield {
             "name": target.name,
             "doc": f"{name} stage for {target.triple}",
