@@ -77,6 +77,27 @@ def task_hello():
     yield from stage_tasks(CTX, "hello")
 
 
+def task_ncurses():
+    """wide-character ncurses, static, with terminfo for common terminals, into the sysroot"""
+    yield from stage_tasks(CTX, "ncurses")
+
+
+def task_libedit():
+    """libedit (readline API) against ncurses, static, into the sysroot; a test program runs"""
+    yield from stage_tasks(CTX, "libedit")
+
+
+def task_rust():
+    """Rust hello and unwinding test linked by our gcc against our musl (std from rustup or
+    built offline from Debian's Rust source)"""
+    yield from stage_tasks(CTX, "rust")
+
+
+def task_rust_obj():
+    """the seed-004 way: rustc --emit=obj, linked by gcc -nodefaultlibs ... -lgcc_eh -lc"""
+    yield from stage_tasks(CTX, "rust_obj")
+
+
 def task_package():
     """env file, manifest and tarball of the target's toolchain"""
     yield from stage_tasks(CTX, "package")

@@ -55,9 +55,9 @@ def target_archive(path: Path, target: Target, *, at_least: int = 1) -> int:
     return objects
 
 
-def static_executable(path: Path, target: Target, *, kind: str) -> elf.Facts:
+def static_executable(path: Path, target: Target, *, kind: str = "") -> elf.Facts:
     """No PT_INTERP, no DT_NEEDED, the target's machine/class/float ABI, and the linkage `kind`
-    ("static" or "static-pie")."""
+    ("static" or "static-pie"; either when not given)."""
     f = elf.facts(Path(path))
     if f.interpreter:
         raise GateError(f"has an interpreter (PT_INTERP {f.interpreter}): it is dynamically linked",
@@ -65,8 +65,8 @@ def static_executable(path: Path, target: Target, *, kind: str) -> elf.Facts:
     if f.needed:
         raise GateError(f"needs shared libraries (DT_NEEDED {', '.join(f.needed)})", where=f.name)
     _machine_and_class(f, target)
-    if f.linkage != kind:
-        raise GateError(f"is {f.linkage}, expected {kind}", where=f.name)
+    if f.linkage != kind and not (not kind and f.portable):
+        raise GateError(f"is {f.linkage}, expected {kind or 'static or static-pie'}", where=f.name)
     return f
 
 

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 from . import gates
-from .runner import Status, run
+from .runner import Status, clean_dir, run
 
 # terminfo entries installed into the sysroot: the terminals people actually use
 TERMINALS = ("ansi", "dumb", "linux", "vt100", "vt102", "vt220", "xterm", "xterm-256color",
@@ -96,7 +96,7 @@ def stage_ncurses(b, st: Status) -> None:
     sysroot_usr(b)
     # 1. a host tic from the same source, to compile terminfo entries at build time
     host = b.work / "host-ncurses"
-    obj = _clean(b.work / "obj-ncurses-host")
+    obj = clean_dir(b.work / "obj-ncurses-host")
     run([str(src / "configure"), f"--prefix={host}", "--without-shared", "--without-ada",
          "--without-cxx-binding", "--without-manpages", "--without-tests", "--enable-widec",
          "--without-debug"], log=log, cwd=obj, env=b.env(), status=st, step="configure host tic")
@@ -109,7 +109,7 @@ def stage_ncurses(b, st: Status) -> None:
     tic = obj / "progs" / "tic"
     # 2. the target library, static only
     env = _target_env(b)
-    obj = _clean(b.work / "obj-ncurses")
+    obj = clean_dir(b.work / "obj-ncurses")
     run([str(src / "configure"), f"--host={b.triple}", f"--build={_build_triple(src)}", *NCURSES_FLAGS],
         log=log, cwd=obj, env=env, status=st, step="configure")
     run(["make", f"-j{b.settings.jobs}"], log=log, cwd=obj, env=env, status=st, step="make")
@@ -138,7 +138,7 @@ def stage_ncurses(b, st: Status) -> None:
 
 def stage_libedit(b, st: Status) -> None:
     src, log, env = b.src("libedit"), b.log("libedit"), _target_env(b)
-    obj = _clean(b.work / "obj-libedit")
+    obj = clean_dir(b.work / "obj-libedit")
     env["CPPFLAGS"] = f"-I{b.sysroot / 'include' / 'ncursesw'}"
     run([str(src / "configure"), f"--host={b.triple}", f"--build={_build_triple(src)}", *LIBEDIT_FLAGS],
         log=log, cwd=obj, env=env, status=st, step="configure")
@@ -151,7 +151,7 @@ def stage_libedit(b, st: Status) -> None:
     gates.target_archive(lib / "libedit.a", b.target, at_least=10)
     _no_shared_objects(b, "libedit*")
     # the test program: libedit's readline API + ncurses, linked -static via pkg-config
-    test = _clean(b.work / "libedit-test")
+    test = clean_dir(b.work / "libedit-test")
     (test / "edtest.c").write_text(TEST_PROGRAM)
     cflags = _pkg_config(b, "--cflags", "libedit", "ncursesw").split()
     libs = _pkg_config(b, "--static", "--libs", "libedit", "ncursesw").split()
@@ -167,7 +167,3 @@ def stage_libedit(b, st: Status) -> None:
                env={"TERMINFO": str(b.sysroot / "share" / "terminfo"), "PATH": "/usr/bin:/bin"})
 
 
-def _clean(path: Path) -> Path:
-    shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True)
-    return path

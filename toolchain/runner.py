@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import threading
@@ -61,8 +62,9 @@ class Status:
 
 
 def run(cmd: list[str], *, log: Path, cwd: Path, env: dict[str, str] | None = None,
-        status: Status | None = None, step: str = "") -> None:
-    """Run one command, appending its output to `log`; raise StageError with the tail on failure."""
+        status: Status | None = None, step: str = "", capture: bool = False) -> str:
+    """Run one command, appending its output to `log`; raise StageError with the tail on failure.
+    With `capture`, standard output is also returned."""
     cwd.mkdir(parents=True, exist_ok=True)
     log.parent.mkdir(parents=True, exist_ok=True)
     if status:
@@ -70,12 +72,22 @@ def run(cmd: list[str], *, log: Path, cwd: Path, env: dict[str, str] | None = No
     with open(log, "ab") as f:
         f.write(f"\n$ cd {cwd} && {shlex.join(cmd)}\n".encode())
         f.flush()
-        proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=f, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL)
+        proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE if capture else f,
+                              stderr=f if capture else subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        if capture:
+            f.write(proc.stdout)
     if proc.returncode != 0:
         raise StageError(f"`{shlex.join(cmd)[:200]}` failed with exit status {proc.returncode}"
                          f"\n--- last lines of {log} ---\n{tail(log)}",
                          where=step or cmd[0], fix=f"read the full log: {log}")
+    return proc.stdout.decode(errors="replace") if capture else ""
+
+
+def clean_dir(path: Path) -> Path:
+    """An empty folder at `path` (whatever was there is removed)."""
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
 
 
 def tail(path: Path, lines: int = TAIL_LINES) -> str:

@@ -17,9 +17,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import gates, libs, package
+from . import gates, libs, package, rust
 from .recipes import Target, Version
-from .runner import Status, run
+from .runner import Status, clean_dir, run
 from .settings import Settings
 from .sources import tree_path, write_json
 
@@ -108,18 +108,13 @@ class Build:
 
 # -- the stages ---------------------------------------------------------------------------
 
-def _clean(path: Path) -> Path:
-    shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True)
-    return path
-
 
 def _make(b: Build, *targets: str) -> list[str]:
     return ["make", f"-j{b.settings.jobs}", *targets]
 
 
 def stage_binutils(b: Build, st: Status) -> None:
-    obj = _clean(b.work / "obj-binutils")
+    obj = clean_dir(b.work / "obj-binutils")
     log, env = b.log("binutils"), b.env()
     run([str(b.src("binutils") / "configure"), *b.binutils_flags()], log=log, cwd=obj, env=env,
         status=st, step="configure")
@@ -133,7 +128,7 @@ def stage_binutils(b: Build, st: Status) -> None:
             raise gates.GateError(f"{tool} --version printed nothing", where=b.tool(tool))
     ld_targets = subprocess.run([b.tool("ld"), "-V"], capture_output=True, text=True).stdout
     test = b.work / "gate-binutils"
-    _clean(test)
+    clean_dir(test)
     (test / "empty.s").write_text(".text\n")
     run([b.tool("as"), "empty.s", "-o", "empty.o"], log=log, cwd=test, env=env, status=st, step="gate")
     gates.target_object(test / "empty.o", b.target)
@@ -144,7 +139,7 @@ def stage_binutils(b: Build, st: Status) -> None:
 def _gcc_shadow_source(b: Build) -> Path:
     """gcc's source with gmp/mpfr/mpc beside it (built in-tree), as a folder of symlinks, so
     the shared, verified source tree is never modified and targets can build at once."""
-    shadow = _clean(b.work / "src-gcc")
+    shadow = clean_dir(b.work / "src-gcc")
     gcc = b.src("gcc")
     for entry in gcc.iterdir():
         (shadow / entry.name).symlink_to(entry)
@@ -156,7 +151,7 @@ def _gcc_shadow_source(b: Build) -> Path:
 def stage_gcc_core(b: Build, st: Status) -> None:
     log, env = b.log("gcc_core"), b.env()
     shadow = _gcc_shadow_source(b)
-    obj = _clean(b.work / "obj-gcc")
+    obj = clean_dir(b.work / "obj-gcc")
     (b.sysroot / "include").mkdir(parents=True, exist_ok=True)
     libs.sysroot_usr(b)
     run([str(shadow / "configure"), *b.gcc_flags()], log=log, cwd=obj, env=env, status=st, step="configure")
@@ -165,7 +160,7 @@ def stage_gcc_core(b: Build, st: Status) -> None:
     machine = subprocess.run([b.tool("gcc"), "-dumpmachine"], capture_output=True, text=True).stdout.strip()
     if machine != b.triple:
         raise gates.GateError(f"-dumpmachine says {machine!r}, expected {b.triple}", where=b.tool("gcc"))
-    test = _clean(b.work / "gate-gcc-core")
+    test = clean_dir(b.work / "gate-gcc-core")
     (test / "t.c").write_text("int answer(void) { return 42; }\n")
     run([b.tool("gcc"), "-c", "t.c", "-o", "t.o"], log=log, cwd=test, env=env, status=st, step="gate")
     gates.target_object(test / "t.o", b.target)
@@ -183,7 +178,7 @@ def _musl_configure(b: Build, obj: Path, log: Path, st: Status, libcc: str = "")
 def stage_libgcc_static(b: Build, st: Status) -> None:
     """musl's headers into the sysroot, then a static-only libgcc that musl can link."""
     log, env = b.log("libgcc_static"), b.env()
-    obj = _clean(b.work / "obj-musl-headers")
+    obj = clean_dir(b.work / "obj-musl-headers")
     _musl_configure(b, obj, log, st)
     run(["make", f"DESTDIR={b.sysroot}", "install-headers"], log=log, cwd=obj, env=env, status=st,
         step="musl install-headers")
@@ -195,7 +190,7 @@ def stage_libgcc_static(b: Build, st: Status) -> None:
 
 def stage_musl(b: Build, st: Status) -> None:
     log, env = b.log("musl"), b.env()
-    obj = _clean(b.work / "obj-musl")
+    obj = clean_dir(b.work / "obj-musl")
     libcc = str(b.work / "obj-gcc" / b.triple / "libgcc" / "libgcc.a")
     _musl_configure(b, obj, log, st, libcc)
     run(_make(b, f"LIBCC={libcc}"), log=log, cwd=obj, env=env, status=st, step="make musl")
@@ -226,7 +221,7 @@ def stage_gcc(b: Build, st: Status) -> None:
 def stage_hello(b: Build, st: Status) -> None:
     """C and C++ programs linked -static and -static-pie: static ELF facts, and they run."""
     log, env = b.log("hello"), b.env()
-    test = _clean(b.work / "hello")
+    test = clean_dir(b.work / "hello")
     (test / "hello.c").write_text(HELLO_C)
     (test / "hello.cc").write_text(HELLO_CXX)
     runner = [b.target.qemu] if b.target.qemu else []
@@ -268,8 +263,13 @@ STAGES = [
     ("hello", stage_hello, (), ("gcc",)),
     ("ncurses", libs.stage_ncurses, ("ncurses",), ("gcc",)),
     ("libedit", libs.stage_libedit, ("libedit",), ("ncurses",)),
-    ("package", stage_package, (), ("hello", "libedit")),
+    ("rust", rust.stage_rust, (), ("gcc",)),
+    ("rust_obj", rust.stage_rust_obj, (), ("rust",)),
+    ("package", stage_package, (), ("hello", "libedit", "rust_obj")),
 ]
+
+# stages that also depend on the machine (which Rust is installed): checked lazily by doit
+PROBES = {"rust": rust.probe, "rust_obj": rust.probe}
 
 
 def stage_config(b: Build, name: str) -> dict:
@@ -287,6 +287,8 @@ def stage_config(b: Build, name: str) -> dict:
     elif name == "ncurses":
         config["configure"] = libs.NCURSES_FLAGS
         config["terminals"] = list(libs.TERMINALS)
+    elif name in ("rust", "rust_obj"):
+        config["rust"] = [b.target.rust_target, rust.HELLO, rust.UNWIND, rust.UNWIND_OUTPUT, rust.CARGO_TOML]
     elif name == "libedit":
         config["configure"] = libs.LIBEDIT_FLAGS
         config["test"] = [libs.TEST_PROGRAM, libs.TEST_INPUT, libs.TEST_OUTPUT]
@@ -306,12 +308,20 @@ def execute(b: Build, name: str) -> None:
         fn(b, st)
         elapsed = st.elapsed()
     record = {"stage": name, "target": b.target.name, "seconds": round(elapsed, 1),
-              "started": started, "log": str(log),
+              "started": started, "log": str(log), "probe": PROBES[name](b) if name in PROBES else None,
               "versions": {p: v.version for p, v in b.versions.items()},
               "config": stage_config(b, name)}
     write_json(stamp, record)
     write_report(b)
     print(f"[{b.target.name}] {name}: done in {elapsed:.0f} s, gates passed (log {log})", flush=True)
+
+
+def probe_unchanged(b: Build, name: str) -> bool:
+    """For doit: the machine facts the stage was built with are still the same."""
+    try:
+        return json.loads(b.stamp(name).read_text()).get("probe") == PROBES[name](b)
+    except (OSError, ValueError):
+        return False
 
 
 def write_report(b: Build) -> dict:

@@ -110,7 +110,9 @@ def stage_tasks(ctx: Context, name: str):
             "actions": [(_guarded, [stages.execute, b, name])],
             "file_dep": deps,
             "targets": [str(b.stamp(name))],
-            "uptodate": [config_changed(stages.stage_config(b, name))],
+            "uptodate": [config_changed(stages.stage_config(b, name))]
+                        + ([(lambda task, values, b=b: stages.probe_unchanged(b, name))]
+                           if name in stages.PROBES else []),
             "verbosity": 2,
         }
 

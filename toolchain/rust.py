@@ -1,0 +1,330 @@
+"""Rust programs linked by our gcc against our musl, never rustc's bundled one.
+
+The target's std comes from rustup when that target is installed; otherwise it is built once
+from the Rust source Debian ships (rust-web-src, with std's crates vendored) with
+`cargo -Zbuild-std`, offline, and kept as a sysroot for `rustc --sysroot`. Linking always
+goes through <triple>-gcc with `-C link-self-contained=no` and crt-static; std's `-lunwind`
+is served by gcc's static unwinder libgcc_eh.a (copied as libunwind.a into a folder of its
+own). The gates prove the result is static, runs, unwinds, and was linked with the sysroot's
+libc.a (from the linker map).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from . import gates
+from .runner import Status, clean_dir, run
+
+HELLO = 'fn main() {\n    println!("hello, world!");\n}\n'
+UNWIND = r'''use std::panic;
+struct Noisy(&'static str);
+impl Drop for Noisy {
+    fn drop(&mut self) { println!("dropped {}", self.0); }
+}
+fn main() {
+    panic::set_hook(Box::new(|_| {}));
+    let caught = panic::catch_unwind(|| { let _n = Noisy("in main"); panic!("boom"); });
+    println!("caught: {}", caught.is_err());
+    let worker = std::thread::spawn(|| { let _n = Noisy("in thread"); panic!("thread boom"); });
+    println!("thread panicked: {}", worker.join().is_err());
+    let bt = std::backtrace::Backtrace::force_capture().to_string();
+    println!("backtrace names main: {}", bt.contains("unwind::main"));
+}
+'''
+UNWIND_OUTPUT = ("dropped in main\ncaught: true\ndropped in thread\nthread panicked: true\n"
+                 "backtrace names main: true\n")
+CARGO_TOML = """[package]
+name = "hello"
+version = "0.1.0"
+edition = "2021"
+
+[[bin]]
+name = "hello"
+path = "hello.rs"
+
+[[bin]]
+name = "unwind"
+path = "unwind.rs"
+
+[profile.release]
+panic = "unwind"
+debug = false
+strip = false
+"""
+
+
+@dataclass(frozen=True)
+class Rust:
+    rustc: str
+    cargo: str
+    version: str
+    mode: str            # "rustup" (target std installed) or "build-std" (from vendored source)
+    sysroot: str         # rustc's own sysroot
+
+
+def _probe(rustc: str) -> tuple[str, str] | None:
+    try:
+        env = {**os.environ, "PATH": f"{Path(rustc).parent}:/usr/bin:/bin"}
+        version = subprocess.run([rustc, "--version"], capture_output=True, text=True, timeout=60, env=env)
+        sysroot = subprocess.run([rustc, "--print", "sysroot"], capture_output=True, text=True, timeout=60, env=env)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if version.returncode or sysroot.returncode:
+        return None
+    return version.stdout.strip(), sysroot.stdout.strip()
+
+
+def find(rust_target: str) -> Rust | None:
+    """The Rust toolchain to use for a target, preferring an installed target std."""
+    candidates = []
+    for name in ("rustc",):
+        path = shutil.which(name)
+        if path:
+            candidates.append(path)
+    if Path("/usr/bin/rustc").exists():
+        candidates.append("/usr/bin/rustc")
+    found = []
+    for rustc in dict.fromkeys(candidates):
+        probed = _probe(rustc)
+        if not probed:
+            continue
+        version, sysroot = probed
+        cargo = str(Path(rustc).with_name("cargo"))
+        if list((Path(sysroot) / "lib" / "rustlib" / rust_target / "lib").glob("libstd-*.rlib")):
+            return Rust(rustc, cargo, version, "rustup", sysroot)
+        if (Path(sysroot) / "lib" / "rustlib" / "src" / "rust" / "library" / "vendor").is_dir() \
+                and Path(cargo).exists():
+            found.append(Rust(rustc, cargo, version, "build-std", sysroot))
+    return found[0] if found else None
+
+
+def describe(rust: Rust | None) -> dict:
+    return asdict(rust) if rust else {"none": True}
+
+
+class RustBuild:
+    """Paths and commands for one target's Rust work."""
+
+    def __init__(self, b, rust: Rust):
+        self.b, self.rust = b, rust
+        self.rt = b.target.rust_target
+        self.work = b.work / "rust"
+        self.unwind_dir = b.prefix / "lib" / "rust" / self.rt          # libunwind.a lives here
+        self.std_sysroot = b.prefix / "lib" / "rust" / "sysroot"         # build-std mode only
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("CARGO_", "RUST"))}
+        env["PATH"] = f"{Path(self.rust.rustc).parent}:{self.b.prefix / 'bin'}:/usr/bin:/bin"
+        env["CARGO_HOME"] = str(self.work / "cargo-home")
+        env["CARGO_NET_OFFLINE"] = "true"
+        if self.b.target.elf_class == 32:
+            env["RUST_LIBC_UNSTABLE_MUSL_V1_2_3"] = "1"   # 64-bit time_t on 32-bit musl
+        return env
+
+    def rustflags(self) -> list[str]:
+        flags = ["-C", "target-feature=+crt-static", "-C", "link-self-contained=no",
+                 "-L", f"native={self.unwind_dir}"]
+        if self.rust.mode == "build-std":
+            flags += ["--sysroot", str(self.std_sysroot)]
+        return flags
+
+    def cargo_config(self) -> str:
+        flags = ", ".join(json.dumps(f) for f in self.rustflags())
+        text = (f"# Use the {self.b.triple} toolchain for `cargo build --target {self.rt}`:\n"
+                f"# copy into ~/.cargo/config.toml or a project's .cargo/config.toml.\n"
+                f"[target.{self.rt}]\nlinker = \"{self.b.tool('gcc')}\"\nrustflags = [{flags}]\n")
+        if self.rust.mode == "build-std":
+            text += (f"# this std was built for {self.rust.version}; use that rustc:\n"
+                     f"# [build]\n# rustc = \"{self.rust.rustc}\"\n")
+        if self.b.target.elf_class == 32:
+            text += "\n[env]\nRUST_LIBC_UNSTABLE_MUSL_V1_2_3 = \"1\"   # 64-bit time_t (year 2038 safe)\n"
+        return text
+
+    def env_file(self) -> str:
+        """The same as environment variables, for `. env-<rust target>.sh`."""
+        var = "CARGO_TARGET_" + self.rt.upper().replace("-", "_")
+        text = (f"# . this file, then: cargo build --target {self.rt}\n"
+                f"export {var}_LINKER=\"{self.b.tool('gcc')}\"\n"
+                f"export {var}_RUSTFLAGS=\"{' '.join(self.rustflags())}\"\n")
+        if self.rust.mode == "build-std":
+            text += f"export RUSTC=\"{self.rust.rustc}\"   # the std here was built for {self.rust.version}\n"
+        if self.b.target.elf_class == 32:
+            text += "export RUST_LIBC_UNSTABLE_MUSL_V1_2_3=1   # 64-bit time_t\n"
+        return text
+
+
+def probe(b) -> dict:
+    """What the Rust stages depend on outside our files: which rustc, which std (for doit)."""
+    return describe(find(b.target.rust_target))
+
+
+def build_std(rb: RustBuild, st: Status, log: Path) -> None:
+    """std for the target from the vendored Rust source, offline, into a rustc sysroot."""
+    src = Path(rb.rust.sysroot) / "lib" / "rustlib" / "src" / "rust" / "library"
+    proj = clean_dir(rb.work / "std-build")
+    (proj / "src").mkdir()
+    (proj / "Cargo.toml").write_text('[package]\nname = "stdbuild"\nversion = "0.0.0"\nedition = "2021"\n'
+                                     '[lib]\npath = "src/lib.rs"\n')
+    (proj / "src" / "lib.rs").write_text("")
+    (proj / ".cargo").mkdir()
+    (proj / ".cargo" / "config.toml").write_text(
+        f'[source.crates-io]\nreplace-with = "rust-std-vendor"\n'
+        f'[source.rust-std-vendor]\ndirectory = "{src / "vendor"}"\n')
+    env = rb.env()
+    env["RUSTC_BOOTSTRAP"] = "1"   # -Zbuild-std on a stable rustc
+    env["RUSTC"] = rb.rust.rustc
+    run([rb.rust.cargo, "build", "--release", "--offline", "--target", rb.rt,
+         "-Zbuild-std=std,panic_unwind"], log=log, cwd=proj, env=env, status=st, step="build std (offline)")
+    lib = rb.std_sysroot / "lib" / "rustlib" / rb.rt / "lib"
+    shutil.rmtree(lib, ignore_errors=True)
+    lib.mkdir(parents=True)
+    for rlib in (proj / "target" / rb.rt / "release" / "deps").glob("*.rlib"):
+        if not rlib.name.startswith("libstdbuild-"):
+            shutil.copy2(rlib, lib / rlib.name)
+    if not list(lib.glob("libstd-*.rlib")):
+        raise gates.GateError("no libstd rlib was built", where=str(lib))
+    shutil.rmtree(proj / "target", ignore_errors=True)
+
+
+def provide_unwind(rb: RustBuild) -> None:
+    """std asks for -lunwind: gcc's static unwinder libgcc_eh.a is it."""
+    rb.unwind_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(rb.b.sysroot / "lib" / "libgcc_eh.a", rb.unwind_dir / "libunwind.a")
+    gates.target_archive(rb.unwind_dir / "libunwind.a", rb.b.target)
+
+
+def check_link_args(printed: str, rb: RustBuild) -> None:
+    """rustc's link line: our gcc, and -Wl,-Bstatic in force for -lunwind and -lc."""
+    line = next((l for l in printed.splitlines() if rb.b.tool("gcc") in l), "")
+    if not line:
+        raise gates.GateError(f"rustc did not link with {rb.b.tool('gcc')}", where="rustc --print link-args")
+    args = shlex.split(line)
+    mode = "dynamic"
+    for arg in args:
+        if arg in ("-Wl,-Bstatic", "-Bstatic"):
+            mode = "static"
+        elif arg in ("-Wl,-Bdynamic", "-Bdynamic"):
+            mode = "dynamic"
+        elif arg in ("-lc", "-lunwind") and mode != "static":
+            raise gates.GateError(f"{arg} is linked while -Bdynamic is in force", where="rustc --print link-args",
+                                  fix="a trailing -l after rustc's -Wl,-Bdynamic picks a shared library")
+        if "self-contained" in arg:
+            raise gates.GateError(f"rustc's bundled object {arg} is on the link line", where="link args")
+
+
+def check_link_map(mapfile: Path, rb: RustBuild) -> None:
+    """The linker map must show our sysroot's libc.a and our libunwind.a, and no other libc."""
+    text = mapfile.read_text(errors="replace")
+    ours = str(rb.b.sysroot / "lib" / "libc.a")
+    if f"{ours}(" not in text and f"{os.path.realpath(ours)}(" not in text:
+        raise gates.GateError(f"the linker map shows no member of {ours}", where=str(mapfile),
+                              fix="rustc linked another libc: check -C link-self-contained=no")
+    if "self-contained" in text:
+        raise gates.GateError("rustc's self-contained (bundled musl) objects were linked", where=str(mapfile))
+    if "libunwind.a(" not in text:
+        raise gates.GateError("no libunwind.a member was linked", where=str(mapfile))
+
+
+def stage_rust(b, st: Status) -> None:
+    log = b.log("rust")
+    rust = find(b.target.rust_target)
+    if rust is None:
+        print(f"[{b.target.name}] rust: no Rust toolchain with a {b.target.rust_target} std or the "
+              "vendored Rust source to build one; skipped (rustup target add "
+              f"{b.target.rust_target}, or Debian's rustc-web cargo-web rust-web-src)", flush=True)
+        (b.prefix / "lib" / "rust").mkdir(parents=True, exist_ok=True)
+        return
+    rb = RustBuild(b, rust)
+    with open(log, "a") as f:
+        f.write(f"rust: {rust}\n")
+    provide_unwind(rb)
+    if rust.mode == "build-std":
+        build_std(rb, st, log)
+    proj = clean_dir(rb.work / "hello")
+    (proj / "Cargo.toml").write_text(CARGO_TOML)
+    (proj / "hello.rs").write_text(HELLO)
+    (proj / "unwind.rs").write_text(UNWIND)
+    config = rb.cargo_config()
+    (b.prefix / "lib" / "rust" / f"cargo-config-{rb.rt}.toml").write_text(config)
+    (b.prefix / "lib" / "rust" / f"env-{rb.rt}.sh").write_text(rb.env_file())
+    (proj / ".cargo").mkdir()
+    (proj / ".cargo" / "config.toml").write_text(config)
+    mapfile = proj / "hello.map"
+    env = rb.env()
+    env["RUSTC"] = rust.rustc
+    link = run([rust.cargo, "rustc", "--release", "--offline", "--target", rb.rt, "--bin", "hello", "--",
+                "--print", "link-args", "-C", f"link-arg=-Wl,-Map={mapfile}"], log=log, cwd=proj, env=env,
+               status=st, step="cargo build hello", capture=True)
+    check_link_args(link, rb)
+    exe = proj / "target" / rb.rt / "release" / "hello"
+    gates.static_executable(exe, b.target)
+    check_link_map(mapfile, rb)
+    runner = [b.target.qemu] if b.target.qemu else []
+    gates.runs([*runner, str(exe)], "hello, world!\n", where=str(exe))
+    # the unwinding test: panics caught, a destructor during a thread's unwind, a backtrace
+    run([rust.cargo, "build", "--release", "--offline", "--target", rb.rt, "--bin", "unwind"], log=log,
+        cwd=proj, env=env, status=st, step="cargo build unwind")
+    exe = proj / "target" / rb.rt / "release" / "unwind"
+    gates.static_executable(exe, b.target)
+    gates.runs([*runner, str(exe)], UNWIND_OUTPUT, where=str(exe))
+    shutil.copy2(proj / "target" / rb.rt / "release" / "hello", rb.work / "hello")
+    shutil.copy2(mapfile, rb.work / "hello.map")
+
+
+def stage_rust_obj(b, st: Status) -> None:
+    """The seed-004 way: `rustc --emit=obj`, then a link we drive with gcc -nodefaultlibs."""
+    log = b.log("rust_obj")
+    rust = find(b.target.rust_target)
+    if rust is None:
+        print(f"[{b.target.name}] rust_obj: no Rust toolchain; skipped (see the rust stage)", flush=True)
+        return
+    rb = RustBuild(b, rust)
+    sysroot = rb.std_sysroot if rust.mode == "build-std" else Path(rust.sysroot)
+    work = clean_dir(rb.work / "obj")
+    (work / "hello.rs").write_text(HELLO)
+    env = rb.env()
+    base = [rust.rustc, "--target", rb.rt, "--sysroot", str(sysroot), "-O", "-C", "panic=unwind",
+            "-C", "target-feature=+crt-static"]
+    run([*base, "--emit=obj", "hello.rs", "-o", "hello.o"], log=log, cwd=work, env=env, status=st,
+        step="rustc --emit=obj")
+    # Current Rust puts the allocator shim (__rust_alloc & co.) in an object of its own that
+    # only a rustc-driven link creates; keep it with -C save-temps and a linker that does nothing.
+    temps = clean_dir(work / "temps")
+    run([*base, "-C", "save-temps", "-C", "linker=true", "../hello.rs", "-o", "hello"], log=log, cwd=temps,
+        env=env, status=st, step="allocator shim")
+    shim = [p for p in temps.glob("*.o") if _defines(p, "__rust_alloc")]
+    if len(shim) != 1:
+        raise gates.GateError(f"found {len(shim)} objects defining __rust_alloc, expected 1", where=str(temps))
+    rlibs = sorted(str(p) for p in (sysroot / "lib" / "rustlib" / rb.rt / "lib").glob("*.rlib"))
+    exe = work / "hello-obj"
+    run([b.tool("gcc"), "-static", "-nodefaultlibs", "-o", exe.name, "hello.o", str(shim[0]),
+         "-Wl,--start-group", *rlibs, "-Wl,--end-group", "-Wl,-Bstatic", "-lgcc_eh", "-lc", "-lgcc",
+         f"-Wl,-Map={work / 'hello-obj.map'}"], log=log, cwd=work, env=env, status=st, step="gcc link")
+    gates.static_executable(exe, b.target, kind="static")
+    check = (work / "hello-obj.map").read_text(errors="replace")
+    if f"{b.sysroot / 'lib' / 'libc.a'}(" not in check:
+        raise gates.GateError("the linker map shows no member of the sysroot's libc.a", where=str(work))
+    runner = [b.target.qemu] if b.target.qemu else []
+    gates.runs([*runner, str(exe)], "hello, world!\n", where=str(exe))
+
+
+def _defines(obj: Path, suffix: str) -> bool:
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.sections import SymbolTableSection
+    with open(obj, "rb") as f:
+        for sec in ELFFile(f).iter_sections():
+            if isinstance(sec, SymbolTableSection):
+                for sym in sec.iter_symbols():
+                    if sym.name.endswith(suffix) and sym["st_shndx"] != "SHN_UNDEF":
+                        return True
+    return False
+
+
+
+
