@@ -113,10 +113,16 @@ class RustBuild:
 
     def __init__(self, b, rust: Rust):
         self.b, self.rust = b, rust
-        self.rt = b.target.rust_target
         self.work = b.work / "rust"
-        self.unwind_dir = b.prefix / "lib" / "rust" / self.rt          # libunwind.a lives here
         self.std_sysroot = b.prefix / "lib" / "rust" / "sysroot"         # build-std mode only
+
+    @property
+    def rt(self) -> str:
+        return self.b.target.rust_target
+
+    @property
+    def unwind_dir(self) -> Path:
+        return self.b.prefix / "lib" / "rust" / self.rt                  # libunwind.a lives here
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CARGO_", "RUST"))}

@@ -1,0 +1,117 @@
+"""The parts of the build that do not need a cross toolchain: the runner's logs and failure
+report, the tarball, the env file, rustc link-line and link-map checks."""
+from __future__ import annotations
+
+import subprocess
+import tarfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from toolchain import gates, package, rust
+from toolchain.recipes import Target
+from toolchain.runner import StageError, run
+
+AARCH64 = Target("aarch64", "aarch64-linux-musl", (), "aarch64-unknown-linux-musl", "qemu-aarch64-static",
+                 64, "EM_AARCH64", "")
+
+
+def test_failing_command_reports_log_tail_and_path(tmp_path):
+    log = tmp_path / "logs" / "stage.log"
+    run(["sh", "-c", "echo first run"], log=log, cwd=tmp_path)
+    with pytest.raises(StageError) as e:
+        run(["sh", "-c", "for i in $(seq 1 100); do echo line $i; done; echo boom >&2; exit 3"],
+            log=log, cwd=tmp_path, step="make")
+    msg = str(e.value)
+    assert "exit status 3" in msg and str(log) in msg
+    assert "line 100" in msg and "boom" in msg and "line 10\n" not in msg  # only the tail
+    assert "first run" in log.read_text()  # the log keeps everything
+
+
+def test_capture_returns_stdout_and_logs_it(tmp_path):
+    log = tmp_path / "x.log"
+    assert run(["sh", "-c", "echo out; echo err >&2"], log=log, cwd=tmp_path, capture=True) == "out\n"
+    assert "out" in log.read_text() and "err" in log.read_text()
+
+
+def make_tree(root: Path) -> None:
+    (root / "bin").mkdir(parents=True)
+    (root / "bin" / "tool").write_text("#!/bin/sh\n")
+    (root / "bin" / "tool").chmod(0o755)
+    (root / "lib").mkdir()
+    (root / "lib" / "b.a").write_bytes(b"!<arch>\n")
+    (root / "lib" / "a.a").write_bytes(b"!<arch>\n")
+    (root / "sys").mkdir()
+    (root / "sys" / "usr").symlink_to(".")   # the sysroot's usr -> . must not loop
+
+
+def test_tarball_is_reproducible_sorted_and_anonymous(tmp_path):
+    for d in ("one", "two"):
+        make_tree(tmp_path / d / "prefix")
+    (tmp_path / "two" / "prefix" / "lib" / "a.a").touch()  # other mtimes
+    n1 = package.tarball(tmp_path / "one" / "prefix", tmp_path / "one.tar.gz", "tc", 0)
+    n2 = package.tarball(tmp_path / "two" / "prefix", tmp_path / "two.tar.gz", "tc", 0)
+    assert n1 == n2 == 8
+    assert (tmp_path / "one.tar.gz").read_bytes() == (tmp_path / "two.tar.gz").read_bytes()
+    with tarfile.open(tmp_path / "one.tar.gz") as tar:
+        members = tar.getmembers()
+    names = [m.name for m in members]
+    assert names == ["tc", "tc/bin", "tc/bin/tool", "tc/lib", "tc/lib/a.a", "tc/lib/b.a", "tc/sys", "tc/sys/usr"]
+    assert all(m.uid == 0 and m.uname == "root" and m.mtime == 0 for m in members)
+    assert members[-1].issym() and members[-1].linkname == "."
+
+
+def test_env_file_finds_the_moved_toolchain(tmp_path):
+    b = SimpleNamespace(triple="aarch64-linux-musl", prefix=tmp_path / "built-here")
+    moved = tmp_path / "moved"
+    (moved / "bin").mkdir(parents=True)
+    (moved / "bin" / "aarch64-linux-musl-gcc").write_text("#!/bin/sh\n")
+    (moved / "bin" / "aarch64-linux-musl-gcc").chmod(0o755)
+    (moved / "env.sh").write_text(package.ENV_TEMPLATE.format(triple=b.triple, prefix=b.prefix))
+    out = subprocess.run(["bash", "-c", f'. "{moved}/env.sh" && command -v "$CC" && echo "$PKG_CONFIG_SYSROOT_DIR"'],
+                         capture_output=True, text=True).stdout.split()
+    assert out == [str(moved / "bin" / "aarch64-linux-musl-gcc"), str(moved / "aarch64-linux-musl")]
+
+
+def rust_build(tmp_path: Path) -> rust.RustBuild:
+    b = SimpleNamespace(target=AARCH64, triple=AARCH64.triple, prefix=tmp_path / "tc", work=tmp_path / "w",
+                        sysroot=tmp_path / "tc" / "aarch64-linux-musl")
+    b.tool = lambda name: str(b.prefix / "bin" / f"{b.triple}-{name}")
+    r = rust.Rust("/usr/bin/rustc", "/usr/bin/cargo", "rustc 1.96.0", "build-std", "/usr")
+    return rust.RustBuild(b, r)
+
+
+def test_link_args_with_a_trailing_dynamic_libc_are_refused(tmp_path):
+    rb = rust_build(tmp_path)
+    gcc = rb.b.tool("gcc")
+    good = f'LC_ALL="C" "{gcc}" "x.o" "-Wl,-Bstatic" "a.rlib" "-lunwind" "-lc" "-Wl,-Bdynamic" "-nodefaultlibs"'
+    rust.check_link_args(good, rb)
+    bad = good + ' "-lc"'
+    with pytest.raises(gates.GateError, match="-lc is linked while -Bdynamic"):
+        rust.check_link_args(bad, rb)
+    with pytest.raises(gates.GateError, match="did not link with"):
+        rust.check_link_args(good.replace(gcc, "/usr/bin/cc"), rb)
+    with pytest.raises(gates.GateError, match="bundled"):
+        rust.check_link_args(good.replace('"x.o"', '"/r/lib/self-contained/crt1.o"'), rb)
+
+
+def test_link_map_must_show_our_libc(tmp_path):
+    rb = rust_build(tmp_path)
+    m = tmp_path / "hello.map"
+    m.write_text(f"{rb.b.sysroot}/lib/libc.a(printf.o)\n{rb.unwind_dir}/libunwind.a(unwind-dw2.o)\n")
+    rust.check_link_map(m, rb)
+    m.write_text("/usr/lib/x86_64-linux-musl/libc.a(printf.o)\nlibunwind.a(x.o)\n")
+    with pytest.raises(gates.GateError, match="shows no member of"):
+        rust.check_link_map(m, rb)
+
+
+def test_cargo_config_and_env_for_32_bit_targets(tmp_path):
+    rb = rust_build(tmp_path)
+    text = rb.cargo_config()
+    assert "[target.aarch64-unknown-linux-musl]" in text and "link-self-contained=no" in text
+    assert "--sysroot" in text and "RUST_LIBC_UNSTABLE" not in text
+    rb.b.target = Target("armv7", "armv7-linux-musleabihf", (), "armv7-unknown-linux-musleabihf", "q", 32,
+                         "EM_ARM", "hard")
+    assert 'RUST_LIBC_UNSTABLE_MUSL_V1_2_3 = "1"' in rb.cargo_config()
+    assert "export CARGO_TARGET_ARMV7_UNKNOWN_LINUX_MUSLEABIHF_LINKER=" in rb.env_file()
