@@ -99,6 +99,9 @@ class Build:
                 "--with-native-system-header-dir=/include", f"--enable-languages={langs}",
                 "--disable-nls", "--disable-multilib", "--disable-bootstrap", "--disable-werror",
                 "--disable-libsanitizer", "--enable-tls", "--enable-initfini-array",
+                # PIE by default (as Alpine): `gcc -static-pie x.c` just works, and the static
+                # libraries built with it can go into static-pie programs (Rust's default)
+                "--enable-default-pie",
                 "--enable-libstdcxx-time=rt", "--disable-gnu-indirect-function",
                 "--with-pkgversion=musl-toolchain", *self.target.gcc_configure]
 
