@@ -87,6 +87,11 @@ def task_libedit():
     yield from stage_tasks(CTX, "libedit")
 
 
+def task_rust_std():
+    """the target's Rust std: rustup's, or built offline once from Debian's Rust source"""
+    yield from stage_tasks(CTX, "rust_std")
+
+
 def task_rust():
     """Rust hello and unwinding test linked by our gcc against our musl (std from rustup or
     built offline from Debian's Rust source)"""

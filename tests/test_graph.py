@@ -69,7 +69,7 @@ def test_doit_list_shows_families(tmp_path):
     assert r.returncode == 0, r.stderr
     names = [line.split()[0] for line in r.stdout.splitlines()]
     assert names == ["binutils", "download", "fetch", "gcc", "gcc_core", "hello", "libedit", "libgcc_static",
-                     "musl", "ncurses", "package", "rust", "rust_obj", "settings", "source", "sources",
+                     "musl", "ncurses", "package", "rust", "rust_obj", "rust_std", "settings", "source", "sources",
                      "toolchain"]
     r = doit("list", "--all", f"out={tmp_path}/out")
     assert {"toolchain:x86_64", "toolchain:aarch64", "toolchain:armv7"} <= {l.split()[0] for l in r.stdout.splitlines()}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -224,34 +225,52 @@ def check_link_args(printed: str, rb: RustBuild) -> None:
             raise gates.GateError(f"rustc's bundled object {arg} is on the link line", where="link args")
 
 
-def check_link_map(mapfile: Path, rb: RustBuild) -> None:
+def check_link_map(mapfile: Path, rb: RustBuild, unwind: str = "libunwind.a(") -> None:
     """The linker map must show our sysroot's libc.a and our libunwind.a, and no other libc."""
     text = mapfile.read_text(errors="replace")
     ours = str(rb.b.sysroot / "lib" / "libc.a")
-    if f"{ours}(" not in text and f"{os.path.realpath(ours)}(" not in text:
+    libcs = {os.path.realpath(p) for p in re.findall(r"(\S*/libc\.a)\(", text)}
+    if os.path.realpath(ours) not in libcs:
         raise gates.GateError(f"the linker map shows no member of {ours}", where=str(mapfile),
                               fix="rustc linked another libc: check -C link-self-contained=no")
+    if len(libcs) > 1:
+        raise gates.GateError(f"members of several libc.a were linked: {', '.join(sorted(libcs))}",
+                              where=str(mapfile))
     if "self-contained" in text:
         raise gates.GateError("rustc's self-contained (bundled musl) objects were linked", where=str(mapfile))
-    if "libunwind.a(" not in text:
-        raise gates.GateError("no libunwind.a member was linked", where=str(mapfile))
+    if unwind not in text:
+        raise gates.GateError(f"no {unwind[:-1]} member was linked", where=str(mapfile))
+
+
+def _no_rust(b, stage: str) -> None:
+    print(f"[{b.target.name}] {stage}: no Rust toolchain with a {b.target.rust_target} std or the "
+          "vendored Rust source to build one; skipped (rustup target add "
+          f"{b.target.rust_target}, or Debian's rustc-web cargo-web rust-web-src)", flush=True)
+
+
+def stage_rust_std(b, st: Status) -> None:
+    """The target's std: nothing to do with rustup's; else built offline into a sysroot."""
+    rust = find(b.target.rust_target)
+    if rust is None:
+        return _no_rust(b, "rust_std")
+    rb = RustBuild(b, rust)
+    with open(b.log("rust_std"), "a") as f:
+        f.write(f"rust: {rust}\n")
+    provide_unwind(rb)
+    if rust.mode == "build-std":
+        build_std(rb, st, b.log("rust_std"))
+    else:
+        print(f"[{b.target.name}] rust_std: using the installed std of {rust.rustc} ({rust.version})")
 
 
 def stage_rust(b, st: Status) -> None:
     log = b.log("rust")
     rust = find(b.target.rust_target)
     if rust is None:
-        print(f"[{b.target.name}] rust: no Rust toolchain with a {b.target.rust_target} std or the "
-              "vendored Rust source to build one; skipped (rustup target add "
-              f"{b.target.rust_target}, or Debian's rustc-web cargo-web rust-web-src)", flush=True)
-        (b.prefix / "lib" / "rust").mkdir(parents=True, exist_ok=True)
-        return
+        return _no_rust(b, "rust")
     rb = RustBuild(b, rust)
     with open(log, "a") as f:
         f.write(f"rust: {rust}\n")
-    provide_unwind(rb)
-    if rust.mode == "build-std":
-        build_std(rb, st, log)
     proj = clean_dir(rb.work / "hello")
     (proj / "Cargo.toml").write_text(CARGO_TOML)
     (proj / "hello.rs").write_text(HELLO)
@@ -288,8 +307,7 @@ def stage_rust_obj(b, st: Status) -> None:
     log = b.log("rust_obj")
     rust = find(b.target.rust_target)
     if rust is None:
-        print(f"[{b.target.name}] rust_obj: no Rust toolchain; skipped (see the rust stage)", flush=True)
-        return
+        return _no_rust(b, "rust_obj")
     rb = RustBuild(b, rust)
     sysroot = rb.std_sysroot if rust.mode == "build-std" else Path(rust.sysroot)
     work = clean_dir(rb.work / "obj")
@@ -313,9 +331,7 @@ def stage_rust_obj(b, st: Status) -> None:
          "-Wl,--start-group", *rlibs, "-Wl,--end-group", "-Wl,-Bstatic", "-lgcc_eh", "-lc", "-lgcc",
          f"-Wl,-Map={work / 'hello-obj.map'}"], log=log, cwd=work, env=env, status=st, step="gcc link")
     gates.static_executable(exe, b.target, kind="static")
-    check = (work / "hello-obj.map").read_text(errors="replace")
-    if f"{b.sysroot / 'lib' / 'libc.a'}(" not in check:
-        raise gates.GateError("the linker map shows no member of the sysroot's libc.a", where=str(work))
+    check_link_map(work / "hello-obj.map", rb, unwind="libgcc_eh.a(")
     runner = [b.target.qemu] if b.target.qemu else []
     gates.runs([*runner, str(exe)], "hello, world!\n", where=str(exe))
 

@@ -266,13 +266,14 @@ STAGES = [
     ("hello", stage_hello, (), ("gcc",)),
     ("ncurses", libs.stage_ncurses, ("ncurses",), ("gcc",)),
     ("libedit", libs.stage_libedit, ("libedit",), ("ncurses",)),
-    ("rust", rust.stage_rust, (), ("gcc",)),
+    ("rust_std", rust.stage_rust_std, (), ("gcc",)),
+    ("rust", rust.stage_rust, (), ("rust_std",)),
     ("rust_obj", rust.stage_rust_obj, (), ("rust",)),
     ("package", stage_package, (), ("hello", "libedit", "rust_obj")),
 ]
 
 # stages that also depend on the machine (which Rust is installed): checked lazily by doit
-PROBES = {"rust": rust.probe, "rust_obj": rust.probe}
+PROBES = {"rust_std": rust.probe, "rust": rust.probe, "rust_obj": rust.probe}
 
 
 def stage_config(b: Build, name: str) -> dict:
@@ -290,6 +291,8 @@ def stage_config(b: Build, name: str) -> dict:
     elif name == "ncurses":
         config["configure"] = libs.NCURSES_FLAGS
         config["terminals"] = list(libs.TERMINALS)
+    elif name == "rust_std":
+        config["rust_std"] = [b.target.rust_target, "std,panic_unwind"]
     elif name in ("rust", "rust_obj"):
         config["rust"] = [b.target.rust_target, rust.HELLO, rust.UNWIND, rust.UNWIND_OUTPUT, rust.CARGO_TOML]
     elif name == "libedit":
