@@ -78,7 +78,8 @@ def tarball(src: Path, dest: Path, arcname: str, mtime: int) -> int:
         return info
 
     try:
-        with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz, \
+        with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="",
+                                                           compresslevel=6) as gz, \
                 tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
             paths = [src]
             for root, dirs, files in os.walk(src):  # does not follow links (sysroot/usr -> .)
@@ -89,6 +90,7 @@ def tarball(src: Path, dest: Path, arcname: str, mtime: int) -> int:
                 name = arcname if str(rel) == "." else f"{arcname}/{rel}"
                 tar.add(path, arcname=name, recursive=False, filter=norm)
                 count += 1
+        os.chmod(tmp, 0o644)
         os.replace(tmp, dest)
     finally:
         if os.path.exists(tmp):
