@@ -147,8 +147,8 @@ class RustBuild:
                 f"# copy into ~/.cargo/config.toml or a project's .cargo/config.toml.\n"
                 f"[target.{self.rt}]\nlinker = \"{self.b.tool('gcc')}\"\nrustflags = [{flags}]\n")
         if self.rust.mode == "build-std":
-            text += (f"# this std was built for {self.rust.version}; use that rustc:\n"
-                     f"# [build]\n# rustc = \"{self.rust.rustc}\"\n")
+            text += (f"\n[build]\n# the std in --sysroot was built by this rustc ({self.rust.version})\n"
+                     f"rustc = \"{self.rust.rustc}\"\n")
         if self.b.target.elf_class == 32:
             text += "\n[env]\nRUST_LIBC_UNSTABLE_MUSL_V1_2_3 = \"1\"   # 64-bit time_t (year 2038 safe)\n"
         return text
