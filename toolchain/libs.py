@@ -162,8 +162,7 @@ def stage_libedit(b, st: Status) -> None:
     run([b.tool("gcc"), "-static", "-O2", *cflags, "edtest.c", "-o", exe.name, *libs], log=log, cwd=test,
         env=env, status=st, step="link test program")
     gates.static_executable(exe, b.target, kind="static")
-    runner = [b.target.qemu] if b.target.qemu else []
-    gates.runs([*runner, str(exe)], TEST_OUTPUT, where=str(exe), stdin=TEST_INPUT,
+    gates.runs([*b.runner, str(exe)], TEST_OUTPUT, where=str(exe), stdin=TEST_INPUT,
                env={"TERMINFO": str(b.sysroot / "share" / "terminfo"), "PATH": "/usr/bin:/bin"})
 
 

@@ -248,14 +248,23 @@ def _no_rust(b, stage: str) -> None:
           f"{b.target.rust_target}, or Debian's rustc-web cargo-web rust-web-src)", flush=True)
 
 
-def stage_rust_std(b, st: Status) -> None:
-    """The target's std: nothing to do with rustup's; else built offline into a sysroot."""
+def _rust_build(b, stage: str) -> RustBuild | None:
+    """The Rust to use for this target (logged), or None after saying why there is none."""
     rust = find(b.target.rust_target)
     if rust is None:
-        return _no_rust(b, "rust_std")
-    rb = RustBuild(b, rust)
-    with open(b.log("rust_std"), "a") as f:
+        _no_rust(b, stage)
+        return None
+    with open(b.log(stage), "a") as f:
         f.write(f"rust: {rust}\n")
+    return RustBuild(b, rust)
+
+
+def stage_rust_std(b, st: Status) -> None:
+    """The target's std: nothing to do with rustup's; else built offline into a sysroot."""
+    rb = _rust_build(b, "rust_std")
+    if rb is None:
+        return
+    rust = rb.rust
     provide_unwind(rb)
     if rust.mode == "build-std":
         build_std(rb, st, b.log("rust_std"))
@@ -265,12 +274,10 @@ def stage_rust_std(b, st: Status) -> None:
 
 def stage_rust(b, st: Status) -> None:
     log = b.log("rust")
-    rust = find(b.target.rust_target)
-    if rust is None:
-        return _no_rust(b, "rust")
-    rb = RustBuild(b, rust)
-    with open(log, "a") as f:
-        f.write(f"rust: {rust}\n")
+    rb = _rust_build(b, "rust")
+    if rb is None:
+        return
+    rust = rb.rust
     proj = clean_dir(rb.work / "hello")
     (proj / "Cargo.toml").write_text(CARGO_TOML)
     (proj / "hello.rs").write_text(HELLO)
@@ -290,14 +297,13 @@ def stage_rust(b, st: Status) -> None:
     exe = proj / "target" / rb.rt / "release" / "hello"
     gates.static_executable(exe, b.target)
     check_link_map(mapfile, rb)
-    runner = [b.target.qemu] if b.target.qemu else []
-    gates.runs([*runner, str(exe)], "hello, world!\n", where=str(exe))
+    gates.runs([*b.runner, str(exe)], "hello, world!\n", where=str(exe))
     # the unwinding test: panics caught, a destructor during a thread's unwind, a backtrace
     run([rust.cargo, "build", "--release", "--offline", "--target", rb.rt, "--bin", "unwind"], log=log,
         cwd=proj, env=env, status=st, step="cargo build unwind")
     exe = proj / "target" / rb.rt / "release" / "unwind"
     gates.static_executable(exe, b.target)
-    gates.runs([*runner, str(exe)], UNWIND_OUTPUT, where=str(exe))
+    gates.runs([*b.runner, str(exe)], UNWIND_OUTPUT, where=str(exe))
     shutil.copy2(proj / "target" / rb.rt / "release" / "hello", rb.work / "hello")
     shutil.copy2(mapfile, rb.work / "hello.map")
 
@@ -305,10 +311,10 @@ def stage_rust(b, st: Status) -> None:
 def stage_rust_obj(b, st: Status) -> None:
     """The seed-004 way: `rustc --emit=obj`, then a link we drive with gcc -nodefaultlibs."""
     log = b.log("rust_obj")
-    rust = find(b.target.rust_target)
-    if rust is None:
-        return _no_rust(b, "rust_obj")
-    rb = RustBuild(b, rust)
+    rb = _rust_build(b, "rust_obj")
+    if rb is None:
+        return
+    rust = rb.rust
     sysroot = rb.std_sysroot if rust.mode == "build-std" else Path(rust.sysroot)
     work = clean_dir(rb.work / "obj")
     (work / "hello.rs").write_text(HELLO)
@@ -332,8 +338,7 @@ def stage_rust_obj(b, st: Status) -> None:
          f"-Wl,-Map={work / 'hello-obj.map'}"], log=log, cwd=work, env=env, status=st, step="gcc link")
     gates.static_executable(exe, b.target, kind="static")
     check_link_map(work / "hello-obj.map", rb, unwind="libgcc_eh.a(")
-    runner = [b.target.qemu] if b.target.qemu else []
-    gates.runs([*runner, str(exe)], "hello, world!\n", where=str(exe))
+    gates.runs([*b.runner, str(exe)], "hello, world!\n", where=str(exe))
 
 
 def _defines(obj: Path, suffix: str) -> bool:

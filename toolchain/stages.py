@@ -74,6 +74,11 @@ class Build:
     def log(self, stage: str) -> Path:
         return self.work / "logs" / f"{stage}.log"
 
+    @property
+    def runner(self) -> list[str]:
+        """How to run a target program here: qemu-user, or nothing for the build machine's arch."""
+        return [self.target.qemu] if self.target.qemu else []
+
     def tool(self, name: str) -> str:
         return str(self.prefix / "bin" / f"{self.triple}-{name}")
 
@@ -227,7 +232,6 @@ def stage_hello(b: Build, st: Status) -> None:
     test = clean_dir(b.work / "hello")
     (test / "hello.c").write_text(HELLO_C)
     (test / "hello.cc").write_text(HELLO_CXX)
-    runner = [b.target.qemu] if b.target.qemu else []
     programs = [("gcc", "hello.c", "hello from C\n")]
     if "c++" in b.settings.languages:
         programs.append(("g++", "hello.cc", "hello from C++ and a thread\n"))
@@ -237,7 +241,7 @@ def stage_hello(b: Build, st: Status) -> None:
             run([b.tool(compiler), f"-{kind}", "-O2", source, "-o", exe.name], log=log, cwd=test, env=env,
                 status=st, step=f"{compiler} -{kind}")
             gates.static_executable(exe, b.target, kind=kind)
-            gates.runs([*runner, str(exe)], greeting, where=str(exe))
+            gates.runs([*b.runner, str(exe)], greeting, where=str(exe))
 
 
 def stage_package(b: Build, st: Status) -> None:
