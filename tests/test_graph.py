@@ -126,11 +126,14 @@ def test_full_graph_runs_is_incremental_and_redoes_only_a_patched_tree(project, 
     assert ran(r.stdout) == {"sources:x86_64"}  # only the (never up-to-date) summary
     assert len(server.log) == requests_before
 
+    stale = tmp / "out" / "src" / ".musl-1.0.tmp-killed"   # what a killed run leaves behind
+    (stale / "tree").mkdir(parents=True)
     (tmp / "patches" / "musl" / "1.0" / "0001-greeting.patch").write_text(PATCH.format(greeting="howdy"))
     r = doit("sources:x86_64", *args)
     assert r.returncode == 0
     assert ran(r.stdout) == {"source:musl-1.0", "sources:x86_64"}
     assert (tmp / "out" / "src" / "musl-1.0" / "hello.c").read_text() == "howdy\n"
+    assert not stale.exists()
 
 
 def test_failing_patch_names_patch_and_hunk_and_leaves_no_tree(project):

@@ -94,6 +94,8 @@ def prepare(settings: Settings, version: Version) -> Path:
         marker = dest / MARKER
         if marker.exists() and json.loads(marker.read_text()) == wanted:
             return dest  # another run made exactly this tree meanwhile
+        for stale in dest.parent.glob(f".{dest.name}.tmp-*"):  # left by a killed run; we hold the lock
+            shutil.rmtree(stale, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.tmp-"))
         try:
             tree = tmp / "tree"
