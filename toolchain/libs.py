@@ -54,14 +54,6 @@ NCURSES_FLAGS = ["--prefix=/usr", "--enable-widec", "--without-shared", "--with-
 LIBEDIT_FLAGS = ["--prefix=/usr", "--disable-shared", "--enable-static", "--disable-examples"]
 
 
-def sysroot_usr(b) -> None:
-    """sysroot/usr -> . so that --prefix=/usr installs land where gcc looks (/include, /lib)."""
-    usr = b.sysroot / "usr"
-    if not usr.is_symlink():
-        b.sysroot.mkdir(parents=True, exist_ok=True)
-        usr.symlink_to(".")
-
-
 def _target_env(b) -> dict[str, str]:
     env = b.env()
     env.update(CC=b.tool("gcc"), CXX=b.tool("g++"), AR=b.tool("ar"), RANLIB=b.tool("ranlib"),
@@ -93,7 +85,6 @@ def _pkg_config(b, *args: str) -> str:
 
 def stage_ncurses(b, st: Status) -> None:
     src, log = b.src("ncurses"), b.log("ncurses")
-    sysroot_usr(b)
     # 1. a host tic from the same source, to compile terminfo entries at build time
     host = b.work / "host-ncurses"
     obj = clean_dir(b.work / "obj-ncurses-host")

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from .download import sha256_file
-from .sources import fetch_stamp, write_json
+from .sources import fetch_stamp, patch_hashes, write_json
 
 MANIFEST = "musl-toolchain.json"
 ENV_FILE = "env.sh"
@@ -43,8 +43,9 @@ def source_date_epoch() -> int:
         return 0
 
 
-def manifest(b) -> dict:
-    """Versions, every input's sha256 (sources, patches), and each stage's configure flags."""
+def manifest(b, report: dict) -> dict:
+    """Versions, every input's sha256 (sources, patches), and each stage's configure flags
+    (from the build report)."""
     inputs = {}
     for pkg, version in b.versions.items():
         try:
@@ -53,16 +54,12 @@ def manifest(b) -> dict:
             continue
         inputs[version.key] = {
             "source": {"file": Path(record["source"]["path"]).name, "sha256": record["source"]["sha256"]},
-            "patches": {p.file: (record["patches"][p.file]["sha256"] if p.remote else sha256_file(p.path))
-                        for p in version.patches_for(record["source"]["variant"])},
+            "patches": patch_hashes(version, record),
         }
-    stages = {}
-    for stamp in sorted((b.work / "stamps").glob("*.json")):
-        data = json.loads(stamp.read_text())
-        stages[data["stage"]] = data["config"].get("configure", [])
     return {"target": b.target.name, "triple": b.triple,
             "versions": {p: v.version for p, v in b.versions.items()},
-            "inputs": inputs, "configure": stages}
+            "inputs": inputs,
+            "configure": {n: s["config"].get("configure", []) for n, s in sorted(report["stages"].items())}}
 
 
 def tarball(src: Path, dest: Path, arcname: str, mtime: int) -> int:
@@ -98,9 +95,9 @@ def tarball(src: Path, dest: Path, arcname: str, mtime: int) -> int:
     return count
 
 
-def package(b) -> Path:
+def package(b, report: dict) -> Path:
     (b.prefix / ENV_FILE).write_text(ENV_TEMPLATE.format(triple=b.triple, prefix=b.prefix))
-    data = manifest(b)
+    data = manifest(b, report)
     write_json(b.prefix / MANIFEST, data)
     gcc = b.versions["gcc"].version
     musl = b.versions["musl"].version

@@ -83,13 +83,7 @@ def _probe(rustc: str) -> tuple[str, str] | None:
 
 def find(rust_target: str) -> Rust | None:
     """The Rust toolchain to use for a target, preferring an installed target std."""
-    candidates = []
-    for name in ("rustc",):
-        path = shutil.which(name)
-        if path:
-            candidates.append(path)
-    if Path("/usr/bin/rustc").exists():
-        candidates.append("/usr/bin/rustc")
+    candidates = [p for p in (shutil.which("rustc"), "/usr/bin/rustc") if p and Path(p).exists()]
     found = []
     for rustc in dict.fromkeys(candidates):
         probed = _probe(rustc)
@@ -304,8 +298,6 @@ def stage_rust(b, st: Status) -> None:
     exe = proj / "target" / rb.rt / "release" / "unwind"
     gates.static_executable(exe, b.target)
     gates.runs([*b.runner, str(exe)], UNWIND_OUTPUT, where=str(exe))
-    shutil.copy2(proj / "target" / rb.rt / "release" / "hello", rb.work / "hello")
-    shutil.copy2(mapfile, rb.work / "hello.map")
 
 
 def stage_rust_obj(b, st: Status) -> None:

@@ -77,6 +77,12 @@ def fetch_is_current(settings: Settings, version: Version) -> bool:
         return False
 
 
+def patch_hashes(version: Version, record: dict) -> dict[str, str]:
+    """sha256 of each patch applied to the fetched source (`record` is its fetch stamp)."""
+    return {p.file: (record["patches"][p.file]["sha256"] if p.remote else sha256_file(p.path))
+            for p in version.patches_for(record["source"]["variant"])}
+
+
 def prepare(settings: Settings, version: Version) -> Path:
     """Unpack and patch one version into src/<pkg>-<ver>, atomically."""
     record = json.loads(fetch_stamp(settings, version).read_text())
@@ -85,8 +91,7 @@ def prepare(settings: Settings, version: Version) -> Path:
     wanted = {
         "source_sha256": record["source"]["sha256"],
         "variant": variant,
-        "patches": {p.file: (record["patches"][p.file]["sha256"] if p.remote else sha256_file(p.path))
-                    for p in patches},
+        "patches": patch_hashes(version, record),
     }
     dest = tree_path(settings, version)
     dest.parent.mkdir(parents=True, exist_ok=True)

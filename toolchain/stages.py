@@ -79,6 +79,12 @@ class Build:
         """How to run a target program here: qemu-user, or nothing for the build machine's arch."""
         return [self.target.qemu] if self.target.qemu else []
 
+    def link_usr(self) -> None:
+        """sysroot/usr -> . so that --prefix=/usr installs land where gcc looks (/include, /lib)."""
+        usr = self.sysroot / "usr"
+        if not usr.is_symlink():
+            usr.symlink_to(".")
+
     def tool(self, name: str) -> str:
         return str(self.prefix / "bin" / f"{self.triple}-{name}")
 
@@ -135,8 +141,7 @@ def stage_binutils(b: Build, st: Status) -> None:
         if not out:
             raise gates.GateError(f"{tool} --version printed nothing", where=b.tool(tool))
     ld_targets = subprocess.run([b.tool("ld"), "-V"], capture_output=True, text=True).stdout
-    test = b.work / "gate-binutils"
-    clean_dir(test)
+    test = clean_dir(b.work / "gate-binutils")
     (test / "empty.s").write_text(".text\n")
     run([b.tool("as"), "empty.s", "-o", "empty.o"], log=log, cwd=test, env=env, status=st, step="gate")
     gates.target_object(test / "empty.o", b.target)
@@ -161,7 +166,7 @@ def stage_gcc_core(b: Build, st: Status) -> None:
     shadow = _gcc_shadow_source(b)
     obj = clean_dir(b.work / "obj-gcc")
     (b.sysroot / "include").mkdir(parents=True, exist_ok=True)
-    libs.sysroot_usr(b)
+    b.link_usr()
     run([str(shadow / "configure"), *b.gcc_flags()], log=log, cwd=obj, env=env, status=st, step="configure")
     run(_make(b, "all-gcc"), log=log, cwd=obj, env=env, status=st, step="make all-gcc")
     run(["make", "install-gcc"], log=log, cwd=obj, env=env, status=st, step="install-gcc")
@@ -247,7 +252,7 @@ def stage_hello(b: Build, st: Status) -> None:
 def stage_package(b: Build, st: Status) -> None:
     """env file, manifest and the reproducible tarball of the prefix."""
     st.step = "tarball"
-    dest = package.package(b)
+    dest = package.package(b, write_report(b))
     check = subprocess.run(["bash", "-c", f'. "{b.prefix / package.ENV_FILE}" && command -v "$CC"'],
                            capture_output=True, text=True)
     if check.stdout.strip() != b.tool("gcc"):
