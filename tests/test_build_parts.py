@@ -2,6 +2,7 @@
 report, the tarball, the env file, rustc link-line and link-map checks."""
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import tarfile
 from pathlib import Path
@@ -9,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from toolchain import gates, package, rust
+from toolchain import gates, package, repro, rust
 from toolchain.recipes import Target
 from toolchain.runner import StageError, run
 
@@ -63,15 +64,43 @@ def test_tarball_is_reproducible_sorted_and_anonymous(tmp_path):
 
 
 def test_env_file_finds_the_moved_toolchain(tmp_path):
-    b = SimpleNamespace(triple="aarch64-linux-musl", prefix=tmp_path / "built-here")
+    triple = "aarch64-linux-musl"
     moved = tmp_path / "moved"
     (moved / "bin").mkdir(parents=True)
-    (moved / "bin" / "aarch64-linux-musl-gcc").write_text("#!/bin/sh\n")
-    (moved / "bin" / "aarch64-linux-musl-gcc").chmod(0o755)
-    (moved / "env.sh").write_text(package.ENV_TEMPLATE.format(triple=b.triple, prefix=b.prefix))
-    out = subprocess.run(["bash", "-c", f'. "{moved}/env.sh" && command -v "$CC" && echo "$PKG_CONFIG_SYSROOT_DIR"'],
-                         capture_output=True, text=True).stdout.split()
-    assert out == [str(moved / "bin" / "aarch64-linux-musl-gcc"), str(moved / "aarch64-linux-musl")]
+    (moved / "bin" / f"{triple}-gcc").write_text("#!/bin/sh\n")
+    (moved / "bin" / f"{triple}-gcc").chmod(0o755)
+    (moved / "env.sh").write_text(package.ENV_TEMPLATE.format(triple=triple, up="."))
+    show = 'command -v "$CC"; echo "$PKG_CONFIG_SYSROOT_DIR"'
+    out = subprocess.run(["bash", "-c", f'. "{moved}/env.sh" && {show}'], capture_output=True, text=True)
+    assert out.stdout.split() == [str(moved / "bin" / f"{triple}-gcc"), str(moved / triple)]
+    # a shell that cannot tell where the file is: MUSL_TOOLCHAIN_PREFIX, else a clear message
+    out = subprocess.run(["dash", "-c", f'. "{moved}/env.sh"; {show}'], capture_output=True, text=True,
+                         env={"PATH": "/usr/bin:/bin", "MUSL_TOOLCHAIN_PREFIX": str(moved)})
+    assert out.stdout.split() == [str(moved / "bin" / f"{triple}-gcc"), str(moved / triple)]
+    out = subprocess.run(["dash", "-c", f'. "{moved}/env.sh"; echo "CC=$CC"'], capture_output=True, text=True,
+                         env={"PATH": "/usr/bin:/bin"})
+    assert out.stdout == "CC=\n" and "set MUSL_TOOLCHAIN_PREFIX" in out.stderr
+    assert str(tmp_path) not in (moved / "env.sh").read_text()
+
+
+def test_file_sums_and_leak_check(tmp_path):
+    prefix = tmp_path / "tc"
+    (prefix / "bin").mkdir(parents=True)
+    tool, lib = b"\x7fELF clean", b"built in /nowhere"
+    (prefix / "bin" / "tool").write_bytes(tool)
+    (prefix / "lib").mkdir()
+    (prefix / "lib" / "a.a").write_bytes(lib)
+    (prefix / "usr").symlink_to(".")
+    sums = package.file_sums(prefix)
+    assert sums.splitlines() == [f"{hashlib.sha256(tool).hexdigest()}  bin/tool",
+                                 f"{hashlib.sha256(lib).hexdigest()}  lib/a.a"]
+    (prefix / package.SUMS).write_text(sums)
+    check = subprocess.run(["sha256sum", "--quiet", "-c", package.SUMS], cwd=prefix, capture_output=True)
+    assert check.returncode == 0
+    assert package.leaked_paths(prefix, [str(tmp_path / "build")]) == []
+    (prefix / "lib" / "b.a").write_bytes(f"DW_AT_comp_dir {tmp_path}/build/obj".encode())
+    (prefix / "lib" / "link").symlink_to(tmp_path / "build" / "x")
+    assert package.leaked_paths(prefix, [str(tmp_path / "build")]) == ["lib/b.a", "lib/link"]
 
 
 def rust_build(tmp_path: Path) -> rust.RustBuild:
@@ -108,10 +137,60 @@ def test_link_map_must_show_our_libc(tmp_path):
 
 def test_cargo_config_and_env_for_32_bit_targets(tmp_path):
     rb = rust_build(tmp_path)
-    text = rb.cargo_config()
+    text = rb.cargo_config("/opt/tc")
     assert "[target.aarch64-unknown-linux-musl]" in text and "link-self-contained=no" in text
-    assert "--sysroot" in text and "RUST_LIBC_UNSTABLE" not in text
+    assert '"--sysroot", "/opt/tc/lib/rust/sysroot"' in text and "RUST_LIBC_UNSTABLE" not in text
     rb.b.target = Target("armv7", "armv7-linux-musleabihf", (), "armv7-unknown-linux-musleabihf", "q", 32,
                          "EM_ARM", "hard")
-    assert 'RUST_LIBC_UNSTABLE_MUSL_V1_2_3 = "1"' in rb.cargo_config()
+    assert 'RUST_LIBC_UNSTABLE_MUSL_V1_2_3 = "1"' in rb.cargo_config("/opt/tc")
     assert "export CARGO_TARGET_ARMV7_UNKNOWN_LINUX_MUSLEABIHF_LINKER=" in rb.env_file()
+
+
+def test_cargo_config_script_and_env_file_follow_the_toolchain(tmp_path):
+    rb = rust_build(tmp_path)
+    moved = tmp_path / "moved"
+    (moved / "bin").mkdir(parents=True)
+    (moved / "lib" / "rust").mkdir(parents=True)
+    gcc = moved / "bin" / "aarch64-linux-musl-gcc"
+    gcc.write_text("#!/bin/sh\n")
+    gcc.chmod(0o755)
+    script = moved / "bin" / "aarch64-linux-musl-cargo-config"
+    script.write_text(rb.cargo_config_script())
+    script.chmod(0o755)
+    printed = subprocess.run([str(script)], capture_output=True, text=True, check=True).stdout
+    assert printed == rb.cargo_config(str(moved))
+    (moved / "lib" / "rust" / "env.sh").write_text(rb.env_file())
+    var = "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL"
+    out = subprocess.run(["bash", "-c", f'. "{moved}/lib/rust/env.sh" && echo "${var}_LINKER" && echo "${var}_RUSTFLAGS"'],
+                         capture_output=True, text=True).stdout.splitlines()
+    assert out == [str(gcc), " ".join(rb.rustflags(str(moved)))]
+
+
+def test_repro_compare_names_the_differing_members(tmp_path):
+    for side in ("a", "b"):
+        make_tree(tmp_path / side)
+    one, two = tmp_path / "one.tar.gz", tmp_path / "two.tar.gz"
+    package.tarball(tmp_path / "a", one, "tc", 0)
+    package.tarball(tmp_path / "b", two, "tc", 0)
+    assert repro.compare(one, two) == []
+    (tmp_path / "b" / "lib" / "a.a").write_bytes(b"!<arch>\nother")
+    (tmp_path / "b" / "lib" / "new.a").write_bytes(b"!<arch>\n")
+    (tmp_path / "b" / "bin" / "tool").chmod(0o700)
+    package.tarball(tmp_path / "b", two, "tc", 0)
+    assert repro.compare(one, two) == ["tc/bin/tool", "tc/lib/a.a", "tc/lib/new.a"]
+
+
+def test_configure_arguments_name_no_build_folder(tmp_path):
+    """gcc keeps its configure arguments in the driver (gcc -v): they must be the same in any
+    build folder; the build folder goes in make variables and prefix maps instead."""
+    from toolchain import recipes, settings, stages
+    r = recipes.load()
+    s = settings.load({"out": str(tmp_path / "out")}, env={})
+    b = stages.Build(s, r.targets["aarch64"], r.select({}))
+    flags = " ".join(b.binutils_flags() + b.gcc_flags() + b.musl_flags())
+    assert str(tmp_path) not in flags and "--prefix= " in flags + " "
+    assert "--with-sysroot=/aarch64-linux-musl" in flags
+    assert f"SYSROOT_CFLAGS_FOR_TARGET=--sysroot={b.sysroot}" in b.gcc_make_vars()
+    assert f"-ffile-prefix-map={tmp_path / 'out'}=" in b.env()["CFLAGS"]
+    src = b.src("gcc")
+    assert b.configure(src, b.work / "obj-gcc") == "../../../src/" + src.name + "/configure"

@@ -1,9 +1,11 @@
-"""Command line: `python -m toolchain doctor FILE...` (more commands may follow).
+"""Command line: `python -m toolchain doctor FILE...` and `python -m toolchain repro ...`.
 
 doctor prints, for each ELF file, its class, machine, float ABI, linkage, interpreter,
 NEEDED, RUNPATH/RPATH, the newest glibc symbol version it needs, and a verdict in plain
 words. Exit status: 0 when every file is a static or static-pie executable (portable to any
 Linux of its architecture), 1 when one is not, 2 when one is not a readable ELF file.
+
+repro builds a target twice in two folders and compares the tarballs (see toolchain/repro.py).
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import sys
 from pathlib import Path
 
 from . import elf
+from .errors import ToolchainError
 
 
 def doctor(files: list[str]) -> int:
@@ -34,10 +37,30 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     d = sub.add_parser("doctor", help="is this binary static and portable? why not?")
     d.add_argument("files", nargs="+", metavar="FILE")
+    r = sub.add_parser("repro", help="build a target twice in two folders; are the tarballs identical?")
+    r.add_argument("target", help="e.g. aarch64")
+    r.add_argument("--dir", required=True, type=Path, help="a new folder for the two builds")
+    r.add_argument("--distfiles", required=True, type=Path, help="verified sources (shared by both)")
+    r.add_argument("--from", dest="built", type=Path, metavar="OUT",
+                   help="quick mode: rebuild musl, ncurses, libedit, rust std against copies of OUT's toolchain")
+    r.add_argument("--parallel", action="store_true", help="full mode: run the two builds at once")
+    r.add_argument("settings", nargs="*", metavar="NAME=VALUE", help="doit settings, e.g. jobs=2 gcc=15.3.0")
     args = parser.parse_args(argv)
     if args.command == "doctor":
         return doctor(args.files)
-    return 2
+    from . import repro
+    extra = {}
+    for item in args.settings:
+        name, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"setting {item!r} is not NAME=VALUE")
+        extra[name] = value
+    try:
+        return repro.run(args.target, args.dir.absolute(), args.distfiles.absolute(), extra,
+                         args.built.absolute() if args.built else None, args.parallel)
+    except ToolchainError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

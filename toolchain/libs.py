@@ -57,7 +57,7 @@ LIBEDIT_FLAGS = ["--prefix=/usr", "--disable-shared", "--enable-static", "--disa
 def _target_env(b) -> dict[str, str]:
     env = b.env()
     env.update(CC=b.tool("gcc"), CXX=b.tool("g++"), AR=b.tool("ar"), RANLIB=b.tool("ranlib"),
-               STRIP=b.tool("strip"), CFLAGS="-O2", CXXFLAGS="-O2", BUILD_CC="gcc",
+               STRIP=b.tool("strip"), CFLAGS=f"-O2 {b.prefix_map}", CXXFLAGS=f"-O2 {b.prefix_map}", BUILD_CC="gcc",
                PKG_CONFIG_SYSROOT_DIR=str(b.sysroot), PKG_CONFIG_LIBDIR=str(b.sysroot / "lib" / "pkgconfig"))
     return env
 
@@ -88,7 +88,7 @@ def stage_ncurses(b, st: Status) -> None:
     # 1. a host tic from the same source, to compile terminfo entries at build time
     host = b.work / "host-ncurses"
     obj = clean_dir(b.work / "obj-ncurses-host")
-    run([str(src / "configure"), f"--prefix={host}", "--without-shared", "--without-ada",
+    run([b.configure(src, obj), f"--prefix={host}", "--without-shared", "--without-ada",
          "--without-cxx-binding", "--without-manpages", "--without-tests", "--enable-widec",
          "--without-debug"], log=log, cwd=obj, env=b.env(), status=st, step="configure host tic")
     run(["make", f"-j{b.settings.jobs}", "-C", "include"], log=log, cwd=obj, env=b.env(), status=st,
@@ -101,7 +101,7 @@ def stage_ncurses(b, st: Status) -> None:
     # 2. the target library, static only
     env = _target_env(b)
     obj = clean_dir(b.work / "obj-ncurses")
-    run([str(src / "configure"), f"--host={b.triple}", f"--build={_build_triple(src)}", *NCURSES_FLAGS],
+    run([b.configure(src, obj), f"--host={b.triple}", f"--build={_build_triple(src)}", *NCURSES_FLAGS],
         log=log, cwd=obj, env=env, status=st, step="configure")
     run(["make", f"-j{b.settings.jobs}"], log=log, cwd=obj, env=env, status=st, step="make")
     run(["make", f"DESTDIR={b.sysroot}", "install.libs", "install.includes"], log=log, cwd=obj, env=env,
@@ -131,7 +131,7 @@ def stage_libedit(b, st: Status) -> None:
     src, log, env = b.src("libedit"), b.log("libedit"), _target_env(b)
     obj = clean_dir(b.work / "obj-libedit")
     env["CPPFLAGS"] = f"-I{b.sysroot / 'include' / 'ncursesw'}"
-    run([str(src / "configure"), f"--host={b.triple}", f"--build={_build_triple(src)}", *LIBEDIT_FLAGS],
+    run([b.configure(src, obj), f"--host={b.triple}", f"--build={_build_triple(src)}", *LIBEDIT_FLAGS],
         log=log, cwd=obj, env=env, status=st, step="configure")
     run(["make", f"-j{b.settings.jobs}"], log=log, cwd=obj, env=env, status=st, step="make")
     run(["make", f"DESTDIR={b.sysroot}", "install"], log=log, cwd=obj, env=env, status=st, step="install")

@@ -11,29 +11,38 @@ import tempfile
 from pathlib import Path
 
 from .download import sha256_file
+from .gates import GateError
 from .sources import fetch_stamp, patch_hashes, write_json
 
 MANIFEST = "musl-toolchain.json"
+SUMS = "musl-toolchain.sha256"     # `sha256sum -c` format: every regular file of the toolchain
 ENV_FILE = "env.sh"
 
-ENV_TEMPLATE = """\
-# Use the {triple} toolchain in this shell:   . {prefix}/env.sh
-# (bash and zsh find this file's folder themselves, so the toolchain can be moved.)
+# Sourced files find the toolchain from their own location (bash, zsh) or from
+# $MUSL_TOOLCHAIN_PREFIX (other shells): no build path is written into the toolchain.
+LOCATE = """\
 if [ -n "${{BASH_SOURCE:-}}" ]; then _tc_env="${{BASH_SOURCE}}"
 elif [ -n "${{ZSH_VERSION:-}}" ]; then eval '_tc_env="${{(%):-%x}}"'
 else _tc_env=""; fi
-_tc_prefix="{prefix}"
-if [ -n "$_tc_env" ] && [ -x "$(dirname "$_tc_env")/bin/{triple}-gcc" ]; then
-  _tc_prefix="$(cd "$(dirname "$_tc_env")" && pwd)"
-fi
+if [ -n "$_tc_env" ]; then _tc_prefix="$(cd "$(dirname "$_tc_env")/{up}" && pwd)"
+else _tc_prefix="${{MUSL_TOOLCHAIN_PREFIX:-}}"; fi
+if [ ! -x "$_tc_prefix/bin/{triple}-gcc" ]; then
+  echo "cannot find the {triple} toolchain: source this from bash or zsh, or set MUSL_TOOLCHAIN_PREFIX" >&2
+else
+"""
+LOCATE_END = """fi
+unset _tc_env _tc_prefix
+"""
+ENV_TEMPLATE = ("""\
+# Use the {triple} toolchain in this shell:   . path/to/toolchain/env.sh
+""" + LOCATE + """\
 export PATH="$_tc_prefix/bin:$PATH"
 export CROSS_COMPILE={triple}-
 export CC={triple}-gcc CXX={triple}-g++ AR={triple}-ar RANLIB={triple}-ranlib STRIP={triple}-strip
 export MUSL_TOOLCHAIN_SYSROOT="$_tc_prefix/{triple}"
 export PKG_CONFIG_SYSROOT_DIR="$MUSL_TOOLCHAIN_SYSROOT"
 export PKG_CONFIG_LIBDIR="$MUSL_TOOLCHAIN_SYSROOT/lib/pkgconfig"
-unset _tc_env _tc_prefix
-"""
+""" + LOCATE_END)
 
 
 def source_date_epoch() -> int:
@@ -62,6 +71,36 @@ def manifest(b, report: dict) -> dict:
             "configure": {n: s["config"].get("configure", []) for n, s in sorted(report["stages"].items())}}
 
 
+def _walk(root: Path) -> list[Path]:
+    """Everything under root, sorted by relative path; symlinks are not followed."""
+    paths = []
+    for top, dirs, files in os.walk(root):
+        paths += [Path(top) / n for n in dirs + files]
+    return sorted(paths, key=lambda p: str(p.relative_to(root)))
+
+
+def file_sums(prefix: Path) -> str:
+    return "".join(f"{sha256_file(p)}  {p.relative_to(prefix)}\n" for p in _walk(prefix)
+                   if p.is_file() and not p.is_symlink() and p.name != SUMS)
+
+
+def leaked_paths(prefix: Path, needles: list[str]) -> list[str]:
+    """Files (and symlinks) under prefix that mention one of the build machine's folders."""
+    raw = [n.encode() for n in needles]
+    found = []
+    for p in _walk(prefix):
+        if p.is_symlink():
+            hit = any(n in os.readlink(p) for n in needles)
+        elif p.is_file():
+            data = p.read_bytes()
+            hit = any(n in data for n in raw)
+        else:
+            continue
+        if hit:
+            found.append(str(p.relative_to(prefix)))
+    return found
+
+
 def tarball(src: Path, dest: Path, arcname: str, mtime: int) -> int:
     """A reproducible .tar.gz of `src` as `arcname/`; returns the number of entries."""
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -78,11 +117,7 @@ def tarball(src: Path, dest: Path, arcname: str, mtime: int) -> int:
         with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="",
                                                            compresslevel=6) as gz, \
                 tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            paths = [src]
-            for root, dirs, files in os.walk(src):  # does not follow links (sysroot/usr -> .)
-                paths += [Path(root) / n for n in dirs + files]
-            paths = [src] + sorted(paths[1:], key=lambda p: str(p.relative_to(src)))
-            for path in paths:
+            for path in [src, *_walk(src)]:  # links are not followed (sysroot/usr -> .)
                 rel = path.relative_to(src)
                 name = arcname if str(rel) == "." else f"{arcname}/{rel}"
                 tar.add(path, arcname=name, recursive=False, filter=norm)
@@ -96,9 +131,16 @@ def tarball(src: Path, dest: Path, arcname: str, mtime: int) -> int:
 
 
 def package(b, report: dict) -> Path:
-    (b.prefix / ENV_FILE).write_text(ENV_TEMPLATE.format(triple=b.triple, prefix=b.prefix))
+    (b.prefix / ENV_FILE).write_text(ENV_TEMPLATE.format(triple=b.triple, up="."))
     data = manifest(b, report)
-    write_json(b.prefix / MANIFEST, data)
+    write_json(b.prefix / MANIFEST, {**data, "files": f"{SUMS} (sha256 of every other file; sha256sum -c)"})
+    needles = [str(b.work), str(b.settings.out / "src"), str(b.prefix)]
+    leaks = leaked_paths(b.prefix, needles)
+    if leaks:
+        raise GateError(f"{len(leaks)} files name a build folder ({', '.join(needles)}): "
+                        + ", ".join(leaks[:20]), where=str(b.prefix),
+                        fix="map or drop the path in the stage that installs these files")
+    (b.prefix / SUMS).write_text(file_sums(b.prefix))
     gcc = b.versions["gcc"].version
     musl = b.versions["musl"].version
     name = f"{b.triple}-gcc{gcc}-musl{musl}"

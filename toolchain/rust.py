@@ -19,7 +19,7 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import gates
+from . import gates, package
 from .runner import Status, clean_dir, run
 
 HELLO = 'fn main() {\n    println!("hello, world!");\n}\n'
@@ -128,18 +128,18 @@ class RustBuild:
             env["RUST_LIBC_UNSTABLE_MUSL_V1_2_3"] = "1"   # 64-bit time_t on 32-bit musl
         return env
 
-    def rustflags(self) -> list[str]:
+    def rustflags(self, prefix: str) -> list[str]:
+        """rustc flags for a toolchain at `prefix` (a path, or a shell variable in templates)."""
         flags = ["-C", "target-feature=+crt-static", "-C", "link-self-contained=no",
-                 "-L", f"native={self.unwind_dir}"]
+                 "-L", f"native={prefix}/lib/rust/{self.rt}"]
         if self.rust.mode == "build-std":
-            flags += ["--sysroot", str(self.std_sysroot)]
+            flags += ["--sysroot", f"{prefix}/lib/rust/sysroot"]
         return flags
 
-    def cargo_config(self) -> str:
-        flags = ", ".join(json.dumps(f) for f in self.rustflags())
-        text = (f"# Use the {self.b.triple} toolchain for `cargo build --target {self.rt}`:\n"
-                f"# copy into ~/.cargo/config.toml or a project's .cargo/config.toml.\n"
-                f"[target.{self.rt}]\nlinker = \"{self.b.tool('gcc')}\"\nrustflags = [{flags}]\n")
+    def cargo_config(self, prefix: str) -> str:
+        flags = ", ".join(json.dumps(f) for f in self.rustflags(prefix))
+        text = (f"# cargo build --target {self.rt} with the {self.b.triple} toolchain\n"
+                f"[target.{self.rt}]\nlinker = \"{prefix}/bin/{self.b.triple}-gcc\"\nrustflags = [{flags}]\n")
         if self.rust.mode == "build-std":
             text += (f"\n[build]\n# the std in --sysroot was built by this rustc ({self.rust.version})\n"
                      f"rustc = \"{self.rust.rustc}\"\n")
@@ -147,17 +147,25 @@ class RustBuild:
             text += "\n[env]\nRUST_LIBC_UNSTABLE_MUSL_V1_2_3 = \"1\"   # 64-bit time_t (year 2038 safe)\n"
         return text
 
+    def cargo_config_script(self) -> str:
+        """bin/<triple>-cargo-config: prints the cargo config for wherever the toolchain now is."""
+        return ("#!/bin/sh\n"
+                f"# {self.b.triple}-cargo-config >> .cargo/config.toml   (or ~/.cargo/config.toml)\n"
+                'prefix="$(cd "$(dirname "$0")/.." && pwd -P)"\n'
+                f"cat <<EOF\n{self.cargo_config('$prefix')}EOF\n")
+
     def env_file(self) -> str:
-        """The same as environment variables, for `. env-<rust target>.sh`."""
+        """The same as environment variables, for `. lib/rust/env-<rust target>.sh`."""
         var = "CARGO_TARGET_" + self.rt.upper().replace("-", "_")
         text = (f"# . this file, then: cargo build --target {self.rt}\n"
-                f"export {var}_LINKER=\"{self.b.tool('gcc')}\"\n"
-                f"export {var}_RUSTFLAGS=\"{' '.join(self.rustflags())}\"\n")
+                + package.LOCATE.format(triple=self.b.triple, up="../..") +
+                f"export {var}_LINKER=\"$_tc_prefix/bin/{self.b.triple}-gcc\"\n"
+                f"export {var}_RUSTFLAGS=\"{' '.join(self.rustflags('$_tc_prefix'))}\"\n")
         if self.rust.mode == "build-std":
             text += f"export RUSTC=\"{self.rust.rustc}\"   # the std here was built for {self.rust.version}\n"
         if self.b.target.elf_class == 32:
             text += "export RUST_LIBC_UNSTABLE_MUSL_V1_2_3=1   # 64-bit time_t\n"
-        return text
+        return text + package.LOCATE_END
 
 
 def probe(b) -> dict:
@@ -276,10 +284,14 @@ def stage_rust(b, st: Status) -> None:
     (proj / "Cargo.toml").write_text(CARGO_TOML)
     (proj / "hello.rs").write_text(HELLO)
     (proj / "unwind.rs").write_text(UNWIND)
-    config = rb.cargo_config()
-    (b.prefix / "lib" / "rust" / f"cargo-config-{rb.rt}.toml").write_text(config)
+    script = b.prefix / "bin" / f"{b.triple}-cargo-config"
+    script.write_text(rb.cargo_config_script())
+    script.chmod(0o755)
     (b.prefix / "lib" / "rust" / f"env-{rb.rt}.sh").write_text(rb.env_file())
     (proj / ".cargo").mkdir()
+    config = subprocess.run([str(script)], capture_output=True, text=True, check=True).stdout
+    if config != rb.cargo_config(str(Path(os.path.realpath(b.prefix)))):
+        raise gates.GateError(f"prints a config for another place:\n{config}", where=str(script))
     (proj / ".cargo" / "config.toml").write_text(config)
     mapfile = proj / "hello.map"
     env = rb.env()

@@ -101,7 +101,7 @@ def load(cmdline: dict[str, str] | None = None, env: dict[str, str] | None = Non
         if v:
             versions[pkg] = v
     return Settings(
-        out=Path(get("out", str(ROOT / "out"))).expanduser().absolute(),
+        out=Path(get("out", str(ROOT / "out"))).expanduser().resolve(),
         distfiles=Path(get("distfiles", str(_cache_home() / "distfiles"))).expanduser().absolute(),
         mirrors=mirrors,
         jobs=int(jobs_text),

@@ -24,6 +24,10 @@ from .settings import Settings
 from .sources import tree_path, write_json
 
 HOST_FLAGS = "-g0 -O2"   # the toolchain's own programs: no debug info (much faster to build)
+# Build paths never enter the output: the toolchain is configured for prefix "" (relocatable,
+# installed with DESTDIR), configure scripts are called by relative paths, and compilers map
+# the output folder to this fixed name in debug info and __FILE__.
+MAPPED_OUT = "/musl-toolchain"
 
 HELLO_C = '#include <stdio.h>\nint main(void) { puts("hello from C"); return 0; }\n'
 HELLO_CXX = """#include <iostream>
@@ -85,6 +89,15 @@ class Build:
         if not usr.is_symlink():
             usr.symlink_to(".")
 
+    @property
+    def prefix_map(self) -> str:
+        return f"-ffile-prefix-map={self.settings.out}={MAPPED_OUT}"
+
+    def configure(self, src: Path, cwd: Path) -> str:
+        """A source's configure script by a relative path: the same text in every build folder
+        (gcc records its configure command line in the driver)."""
+        return os.path.relpath(src / "configure", cwd)
+
     def tool(self, name: str) -> str:
         return str(self.prefix / "bin" / f"{self.triple}-{name}")
 
@@ -93,20 +106,20 @@ class Build:
                if k not in ("CC", "CXX", "CFLAGS", "CXXFLAGS", "LDFLAGS", "CPPFLAGS", "MAKEFLAGS",
                             "PKG_CONFIG_PATH", "PKG_CONFIG_SYSROOT_DIR", "LD_LIBRARY_PATH")}
         env.update(PATH=f"{self.prefix / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}", LC_ALL="C",
-                   CFLAGS=HOST_FLAGS, CXXFLAGS=HOST_FLAGS)
+                   CFLAGS=f"{HOST_FLAGS} {self.prefix_map}", CXXFLAGS=f"{HOST_FLAGS} {self.prefix_map}")
         return env
 
     # -- configure flags (also recorded in the report) ------------------------------------
 
     def binutils_flags(self) -> list[str]:
-        return [f"--target={self.triple}", f"--prefix={self.prefix}", f"--with-sysroot={self.sysroot}",
+        return [f"--target={self.triple}", "--prefix=", f"--with-sysroot=/{self.triple}",
                 "--disable-nls", "--disable-werror", "--disable-multilib", "--disable-gprofng",
                 "--disable-gdb", "--disable-gdbserver", "--disable-sim", "--disable-readline",
                 "--enable-deterministic-archives"]
 
     def gcc_flags(self) -> list[str]:
         langs = ",".join(self.settings.languages)
-        return [f"--target={self.triple}", f"--prefix={self.prefix}", f"--with-sysroot={self.sysroot}",
+        return [f"--target={self.triple}", "--prefix=", f"--with-sysroot=/{self.triple}",
                 "--with-native-system-header-dir=/include", f"--enable-languages={langs}",
                 "--disable-nls", "--disable-multilib", "--disable-bootstrap", "--disable-werror",
                 "--disable-libsanitizer", "--enable-tls", "--enable-initfini-array",
@@ -115,6 +128,12 @@ class Build:
                 "--enable-default-pie",
                 "--enable-libstdcxx-time=rt", "--disable-gnu-indirect-function",
                 "--with-pkgversion=musl-toolchain", *self.target.gcc_configure]
+
+    def gcc_make_vars(self) -> list[str]:
+        """Make variables (not configure options, which gcc records) for the target libraries:
+        the real sysroot while building, and the output folder mapped in their debug info."""
+        return [f"SYSROOT_CFLAGS_FOR_TARGET=--sysroot={self.sysroot}",
+                f"DEBUG_PREFIX_CFLAGS_FOR_TARGET={self.prefix_map}"]
 
     def musl_flags(self) -> list[str]:
         return ["--prefix=", f"--target={self.triple}", "--syslibdir=/lib"]
@@ -130,11 +149,12 @@ def _make(b: Build, *targets: str) -> list[str]:
 def stage_binutils(b: Build, st: Status) -> None:
     obj = clean_dir(b.work / "obj-binutils")
     log, env = b.log("binutils"), b.env()
-    run([str(b.src("binutils") / "configure"), *b.binutils_flags()], log=log, cwd=obj, env=env,
+    run([b.configure(b.src("binutils"), obj), *b.binutils_flags()], log=log, cwd=obj, env=env,
         status=st, step="configure")
     # MAKEINFO=true: Debian's binutils repack has no prebuilt manuals; we install none
     run(_make(b, "MAKEINFO=true"), log=log, cwd=obj, env=env, status=st, step="make")
-    run(["make", "MAKEINFO=true", "install"], log=log, cwd=obj, env=env, status=st, step="install")
+    run(["make", "MAKEINFO=true", f"DESTDIR={b.prefix}", "install"], log=log, cwd=obj, env=env, status=st,
+        step="install")
     # gate: the tools run, report the target, and assemble an object for it
     for tool in ("as", "ld", "ar", "objcopy", "strip"):
         out = subprocess.run([b.tool(tool), "--version"], capture_output=True, text=True).stdout
@@ -167,9 +187,10 @@ def stage_gcc_core(b: Build, st: Status) -> None:
     obj = clean_dir(b.work / "obj-gcc")
     (b.sysroot / "include").mkdir(parents=True, exist_ok=True)
     b.link_usr()
-    run([str(shadow / "configure"), *b.gcc_flags()], log=log, cwd=obj, env=env, status=st, step="configure")
+    run([b.configure(shadow, obj), *b.gcc_flags()], log=log, cwd=obj, env=env, status=st, step="configure")
     run(_make(b, "all-gcc"), log=log, cwd=obj, env=env, status=st, step="make all-gcc")
-    run(["make", "install-gcc"], log=log, cwd=obj, env=env, status=st, step="install-gcc")
+    run(["make", f"DESTDIR={b.prefix}", "install-gcc"], log=log, cwd=obj, env=env, status=st,
+        step="install-gcc")
     machine = subprocess.run([b.tool("gcc"), "-dumpmachine"], capture_output=True, text=True).stdout.strip()
     if machine != b.triple:
         raise gates.GateError(f"-dumpmachine says {machine!r}, expected {b.triple}", where=b.tool("gcc"))
@@ -181,10 +202,10 @@ def stage_gcc_core(b: Build, st: Status) -> None:
 
 def _musl_configure(b: Build, obj: Path, log: Path, st: Status, libcc: str = "") -> None:
     env = b.env()
-    env.update(CC=b.tool("gcc"), CFLAGS="-O2", CROSS_COMPILE=f"{b.triple}-")
+    env.update(CC=b.tool("gcc"), CFLAGS=f"-O2 {b.prefix_map}", CROSS_COMPILE=f"{b.triple}-")
     if libcc:
         env["LIBCC"] = libcc
-    run([str(b.src("musl") / "configure"), *b.musl_flags()], log=log, cwd=obj, env=env, status=st,
+    run([b.configure(b.src("musl"), obj), *b.musl_flags()], log=log, cwd=obj, env=env, status=st,
         step="configure musl")
 
 
@@ -196,7 +217,8 @@ def stage_libgcc_static(b: Build, st: Status) -> None:
     run(["make", f"DESTDIR={b.sysroot}", "install-headers"], log=log, cwd=obj, env=env, status=st,
         step="musl install-headers")
     shutil.rmtree(b.work / "obj-gcc" / b.triple / "libgcc", ignore_errors=True)
-    run(_make(b, "MAKE=make enable_shared=no", "all-target-libgcc"), log=log, cwd=b.work / "obj-gcc",
+    run(_make(b, "MAKE=make enable_shared=no", *b.gcc_make_vars(), "all-target-libgcc"), log=log,
+        cwd=b.work / "obj-gcc",
         env=env, status=st, step="libgcc (static)")
     gates.target_archive(b.work / "obj-gcc" / b.triple / "libgcc" / "libgcc.a", b.target)
 
@@ -220,8 +242,11 @@ def stage_gcc(b: Build, st: Status) -> None:
     log, env = b.log("gcc"), b.env()
     obj = b.work / "obj-gcc"
     shutil.rmtree(obj / b.triple, ignore_errors=True)
-    run(_make(b), log=log, cwd=obj, env=env, status=st, step="make (target libraries)")
-    run(["make", "install"], log=log, cwd=obj, env=env, status=st, step="install")
+    run(_make(b, *b.gcc_make_vars()), log=log, cwd=obj, env=env, status=st, step="make (target libraries)")
+    run(["make", *b.gcc_make_vars(), f"DESTDIR={b.prefix}", "install"], log=log, cwd=obj, env=env, status=st,
+        step="install")
+    for la in b.prefix.rglob("*.la"):
+        la.unlink()  # libtool archives: build paths inside, and nothing needs them for static links
     libgcc = Path(subprocess.run([b.tool("gcc"), "-print-libgcc-file-name"], capture_output=True,
                                  text=True, env=env).stdout.strip())
     for name in ("libgcc.a", "libgcc_eh.a"):
@@ -255,7 +280,7 @@ def stage_package(b: Build, st: Status) -> None:
     dest = package.package(b, write_report(b))
     check = subprocess.run(["bash", "-c", f'. "{b.prefix / package.ENV_FILE}" && command -v "$CC"'],
                            capture_output=True, text=True)
-    if check.stdout.strip() != b.tool("gcc"):
+    if os.path.realpath(check.stdout.strip()) != os.path.realpath(b.tool("gcc")):
         raise gates.GateError(f"sourcing it gives CC at {check.stdout.strip()!r}, expected {b.tool('gcc')}",
                               where=str(b.prefix / package.ENV_FILE))
     with tarfile.open(dest) as tar:
@@ -287,14 +312,16 @@ PROBES = {"rust_std": rust.probe, "rust": rust.probe, "rust_obj": rust.probe}
 
 def stage_config(b: Build, name: str) -> dict:
     """What a stage reads besides files: flags and versions (for doit's config_changed)."""
-    config = {"target": b.target.name, "triple": b.triple, "host_flags": HOST_FLAGS,
+    config = {"target": b.target.name, "triple": b.triple, "host_flags": b.env()["CFLAGS"],
               "prefix": str(b.prefix)}
     if name == "binutils":
         config["configure"] = b.binutils_flags()
     elif name in ("gcc_core", "gcc"):
         config["configure"] = b.gcc_flags()
+        config["make"] = b.gcc_make_vars()
     elif name in ("libgcc_static", "musl"):
         config["configure"] = b.musl_flags()
+        config["make"] = b.gcc_make_vars()
     elif name == "hello":
         config["programs"] = [HELLO_C, HELLO_CXX, b.target.qemu, list(b.settings.languages)]
     elif name == "ncurses":

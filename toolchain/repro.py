@@ -1,0 +1,146 @@
+"""The reproducibility proof: build one target in two folders, compare the two tarballs.
+
+full   two cold `doit toolchain:<target>` runs, in <dir>/a/out and <dir>/b/out (different
+       paths, different source and build folders), sharing only the verified distfiles.
+quick  (--from OUT) the musl, ncurses, libedit and rust_std stages, then package, run in both
+       folders against copies of the toolchain built in OUT (copied to the two different
+       paths, so the copies' relocatability is exercised too). Minutes instead of an hour.
+
+It prints "identical" and the tarball's sha256, or the members that differ, with diffoscope's
+account of the first few when diffoscope is installed. Exit status 0 only when identical.
+"""
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+from . import recipes as recipes_mod
+from . import settings as settings_mod
+from . import sources, stages
+from .download import sha256_file
+from .errors import ToolchainError
+
+ROOT = Path(__file__).resolve().parent.parent
+QUICK_STAGES = ("musl", "ncurses", "libedit", "rust_std", "package")
+DIFFOSCOPE_FILES = 3
+
+
+def _settings(out: Path, distfiles: Path, extra: dict[str, str]) -> settings_mod.Settings:
+    return settings_mod.load({**extra, "out": str(out), "distfiles": str(distfiles)})
+
+
+def full_build(out: Path, target: str, distfiles: Path, extra: dict[str, str]) -> subprocess.Popen:
+    args = [sys.executable, "-m", "doit", "-f", str(ROOT / "dodo.py"), f"toolchain:{target}",
+            f"out={out}", f"distfiles={distfiles}", *(f"{k}={v}" for k, v in extra.items())]
+    print("$", " ".join(args), flush=True)
+    return subprocess.Popen(args, cwd=ROOT)
+
+
+def quick_build(out: Path, target: str, distfiles: Path, extra: dict[str, str], built: Path) -> Path:
+    """Re-run QUICK_STAGES in `out` against a copy of the toolchain built in `built`."""
+    s = _settings(out, distfiles, extra)
+    recipes = recipes_mod.load(s.recipes)
+    versions = recipes.select(s.versions)
+    b = stages.Build(s, recipes.targets[target], versions)
+    origin = stages.Build(_settings(built, distfiles, extra), b.target, versions)
+    if not origin.stamp("gcc").is_file():
+        raise ToolchainError(f"no finished gcc stage for {target}", where=str(built),
+                             fix=f"build it first: doit toolchain:{target} out={built}")
+    print(f"[repro] copying {origin.prefix} to {b.prefix}", flush=True)
+    shutil.copytree(origin.prefix, b.prefix, symlinks=True)
+    # musl links against the libgcc.a of gcc's build folder (LIBCC), as in a full build
+    libcc = Path("obj-gcc") / b.triple / "libgcc" / "libgcc.a"
+    (b.work / libcc).parent.mkdir(parents=True)
+    shutil.copy2(origin.work / libcc, b.work / libcc)
+    for pkg in ("musl", "ncurses", "libedit"):
+        sources.fetch(s, versions[pkg])
+        sources.prepare(s, versions[pkg])
+    for name in QUICK_STAGES:
+        stages.execute(b, name)
+    return _tarball(out)
+
+
+def _tarball(out: Path) -> Path:
+    found = sorted((out / "dist").glob("*.tar.gz"))
+    if len(found) != 1:
+        raise ToolchainError(f"expected one tarball, found {len(found)}", where=str(out / "dist"))
+    return found[0]
+
+
+def _members(path: Path) -> dict[str, tuple]:
+    """Each member's metadata and content hash."""
+    result = {}
+    with tarfile.open(path) as tar:
+        for m in tar:
+            digest = hashlib.sha256(tar.extractfile(m).read()).hexdigest() if m.isfile() else ""
+            result[m.name] = (m.type, m.mode, m.uid, m.gid, m.uname, m.gname, m.mtime, m.linkname, digest)
+    return result
+
+
+def compare(a: Path, b: Path) -> list[str]:
+    """The member names that differ between two tarballs ([] when the files are identical;
+    ["(tarball bytes)"] when only the archive itself differs)."""
+    if sha256_file(a) == sha256_file(b):
+        return []
+    ma, mb = _members(a), _members(b)
+    differ = sorted(n for n in ma.keys() | mb.keys() if ma.get(n) != mb.get(n))
+    return differ or ["(tarball bytes: same members, different archive encoding)"]
+
+
+def explain(a: Path, b: Path, names: list[str]) -> None:
+    """diffoscope on the first differing regular files, when it is installed."""
+    diffoscope = shutil.which("diffoscope")
+    if not diffoscope:
+        print("[repro] install diffoscope (Debian: diffoscope-minimal) for a closer look")
+        return
+    with tempfile.TemporaryDirectory() as tmp, tarfile.open(a) as ta, tarfile.open(b) as tb:
+        for name in names[:DIFFOSCOPE_FILES]:
+            try:
+                ia, ib = ta.getmember(name), tb.getmember(name)
+            except KeyError:
+                continue
+            if not (ia.isfile() and ib.isfile()):
+                continue
+            pa, pb = Path(tmp, "a", Path(name).name), Path(tmp, "b", Path(name).name)
+            for tar, info, dest in ((ta, ia, pa), (tb, ib, pb)):
+                dest.parent.mkdir(exist_ok=True)
+                dest.write_bytes(tar.extractfile(info).read())
+            print(f"[repro] diffoscope {name}:", flush=True)
+            r = subprocess.run([diffoscope, "--text", "-", "--max-text-report-size", "20000", str(pa), str(pb)],
+                               capture_output=True, text=True)
+            print(r.stdout[:20000])
+
+
+def run(target: str, workdir: Path, distfiles: Path, extra: dict[str, str], built: Path | None,
+        parallel: bool) -> int:
+    dirs = [workdir / "a" / "out", workdir / "b-in-another-folder" / "out"]
+    for d in dirs:
+        if d.exists():
+            raise ToolchainError("already exists", where=str(d), fix="give an empty or new --dir")
+    if built is not None:
+        tarballs = [quick_build(d, target, distfiles, extra, built) for d in dirs]
+    else:
+        if parallel:
+            procs = [full_build(d, target, distfiles, extra) for d in dirs]
+            codes = [p.wait() for p in procs]
+        else:
+            codes = []
+            for d in dirs:
+                codes.append(full_build(d, target, distfiles, extra).wait())
+        if any(codes):
+            raise ToolchainError(f"a build failed (exit {codes})", where=str(workdir))
+        tarballs = [_tarball(d) for d in dirs]
+    differ = compare(*tarballs)
+    if not differ:
+        print(f"identical: {tarballs[0].name} sha256 {sha256_file(tarballs[0])}\n  {tarballs[0]}\n  {tarballs[1]}")
+        return 0
+    print(f"{len(differ)} members differ between\n  {tarballs[0]}\n  {tarballs[1]}")
+    for name in differ:
+        print(f"  {name}")
+    explain(*tarballs, differ)
+    return 1
