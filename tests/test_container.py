@@ -95,6 +95,9 @@ def machine_tls_mounts(tmp: Path) -> list[str]:
     bundle and a pip.conf naming it to the build's RUN steps. Not part of the image, and not
     needed on a normal network."""
     ca = os.environ.get("PIP_CERT")
+    if not ca and Path("/etc/pip.conf").is_file():
+        m = re.search(r"^cert\s*=\s*(\S+)", Path("/etc/pip.conf").read_text(), re.M)
+        ca = m.group(1) if m else None
     if not ca or not Path(ca).is_file():
         return []
     conf = tmp / "pip.conf"
@@ -143,6 +146,23 @@ def build(podman, ctx: Path, prebuilt: str, tag: str, tmp: Path, *extra: str) ->
                           capture_output=True, text=True, check=True).stdout.strip()
 
 
+def image_differences(podman, first: str, second: str) -> str:
+    """Which layer of two images differs first, and the files that differ in it."""
+    def layers(image):
+        return subprocess.run(["podman", "image", "inspect", "--format", "{{range .RootFS.Layers}}{{.}} {{end}}",
+                               image], env=podman, capture_output=True, text=True).stdout.split()
+    la, lb = layers(first), layers(second)
+    index = next((i for i, (x, y) in enumerate(zip(la, lb)) if x != y), min(len(la), len(lb)))
+    mounts = [subprocess.run(["podman", "image", "mount", image], env=podman, capture_output=True,
+                             text=True).stdout.strip() for image in (first, second)]
+    try:
+        diff = subprocess.run(["diff", "-rq", "--no-dereference", *mounts], capture_output=True, text=True).stdout
+    finally:
+        subprocess.run(["podman", "image", "unmount", first, second], env=podman, capture_output=True)
+    lines = diff.replace(mounts[0], "A").replace(mounts[1], "B").splitlines()
+    return f"first differing layer: {index} of {len(la)}\n" + "\n".join(lines[:40])
+
+
 @pytest.fixture
 def cleanup(podman):
     yield
@@ -166,7 +186,8 @@ def test_containerfile_builds_runs_and_is_reproducible(podman, base_image, conte
     assert r.returncode == 0 and r.stdout == "hello from podman\n", r.stdout + r.stderr
     # a second build from scratch: the same image, byte for byte
     second = build(podman, ctx, prebuilt, f"musl-toolchain-test:{ARCH}-again", tmp_path, "--no-cache")
-    assert first == second, f"two --no-cache builds gave different images: {first} {second}"
+    assert first == second, (f"two --no-cache builds gave different images: {first} {second}\n"
+                             + image_differences(podman, first, second))
     # the tarball alone, exported by the final stage meant for it
     export = tmp_path / "export"
     build(podman, ctx, prebuilt, f"musl-toolchain-test:{ARCH}-tarball", tmp_path, "--target", "tarball",
