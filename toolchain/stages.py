@@ -130,9 +130,13 @@ class Build:
                 "--with-pkgversion=musl-toolchain", *self.target.gcc_configure]
 
     def gcc_make_vars(self) -> list[str]:
-        """Make variables (not configure options, which gcc records) for the target libraries:
-        the real sysroot while building, and the output folder mapped in their debug info."""
-        return [f"SYSROOT_CFLAGS_FOR_TARGET=--sysroot={self.sysroot}",
+        """Make variables (not configure options, which gcc records in the driver) for the real
+        sysroot while building: its headers for fixincludes, and --sysroot for the target
+        libraries, whose debug info gets the output folder mapped."""
+        # gcc's top Makefile passes no command-line variables down (MAKEOVERRIDES=), but
+        # TARGET-gcc is the goal list of its sub-make in gcc/, which takes assignments too
+        return [f"TARGET-gcc=all BUILD_SYSTEM_HEADER_DIR={self.sysroot / 'include'}",
+                f"SYSROOT_CFLAGS_FOR_TARGET=--sysroot={self.sysroot}",
                 f"DEBUG_PREFIX_CFLAGS_FOR_TARGET={self.prefix_map}"]
 
     def musl_flags(self) -> list[str]:
@@ -188,9 +192,9 @@ def stage_gcc_core(b: Build, st: Status) -> None:
     (b.sysroot / "include").mkdir(parents=True, exist_ok=True)
     b.link_usr()
     run([b.configure(shadow, obj), *b.gcc_flags()], log=log, cwd=obj, env=env, status=st, step="configure")
-    run(_make(b, "all-gcc"), log=log, cwd=obj, env=env, status=st, step="make all-gcc")
-    run(["make", f"DESTDIR={b.prefix}", "install-gcc"], log=log, cwd=obj, env=env, status=st,
-        step="install-gcc")
+    run(_make(b, *b.gcc_make_vars(), "all-gcc"), log=log, cwd=obj, env=env, status=st, step="make all-gcc")
+    run(["make", *b.gcc_make_vars(), f"DESTDIR={b.prefix}", "install-gcc"], log=log, cwd=obj, env=env,
+        status=st, step="install-gcc")
     machine = subprocess.run([b.tool("gcc"), "-dumpmachine"], capture_output=True, text=True).stdout.strip()
     if machine != b.triple:
         raise gates.GateError(f"-dumpmachine says {machine!r}, expected {b.triple}", where=b.tool("gcc"))
@@ -242,9 +246,12 @@ def stage_gcc(b: Build, st: Status) -> None:
     log, env = b.log("gcc"), b.env()
     obj = b.work / "obj-gcc"
     shutil.rmtree(obj / b.triple, ignore_errors=True)
-    run(_make(b, *b.gcc_make_vars()), log=log, cwd=obj, env=env, status=st, step="make (target libraries)")
-    run(["make", *b.gcc_make_vars(), f"DESTDIR={b.prefix}", "install"], log=log, cwd=obj, env=env, status=st,
-        step="install")
+    # all-host all-target and install-host install-target are what `all` and `install` run, but
+    # through a recursive make that would drop our make variables (MAKEOVERRIDES=)
+    run(_make(b, *b.gcc_make_vars(), "all-host", "all-target"), log=log, cwd=obj, env=env, status=st,
+        step="make (target libraries)")
+    run(["make", *b.gcc_make_vars(), f"DESTDIR={b.prefix}", "installdirs", "install-host", "install-target"],
+        log=log, cwd=obj, env=env, status=st, step="install")
     for la in b.prefix.rglob("*.la"):
         la.unlink()  # libtool archives: build paths inside, and nothing needs them for static links
     libgcc = Path(subprocess.run([b.tool("gcc"), "-print-libgcc-file-name"], capture_output=True,
