@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 ARCH = os.environ.get("MUSL_TOOLCHAIN_CONTAINER_ARCH", "aarch64")
 FULL = os.environ.get("MUSL_TOOLCHAIN_CONTAINER_FULL") == "1"
 DEBIAN_SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
+IMAGE = "musl-toolchain-test-" + ("full" if FULL else "fast")
 
 
 def sh(*args: str, **kw) -> subprocess.CompletedProcess:
@@ -167,7 +168,7 @@ def image_differences(podman, first: str, second: str) -> str:
 @pytest.fixture
 def cleanup(podman):
     yield
-    tags = subprocess.run(["podman", "images", "--format", "{{.Repository}}:{{.Tag}}", "musl-toolchain-test"],
+    tags = subprocess.run(["podman", "images", "--format", "{{.Repository}}:{{.Tag}}", IMAGE],
                           env=podman, capture_output=True, text=True).stdout.split()
     if tags:
         subprocess.run(["podman", "rmi", "-f", *tags], env=podman, capture_output=True)
@@ -176,24 +177,24 @@ def cleanup(podman):
 
 def test_containerfile_builds_runs_and_is_reproducible(podman, base_image, context, tmp_path, cleanup):
     ctx, prebuilt = context
-    first = build(podman, ctx, prebuilt, f"musl-toolchain-test:{ARCH}", tmp_path, "--no-cache")
+    first = build(podman, ctx, prebuilt, f"{IMAGE}:{ARCH}", tmp_path, "--no-cache")
     # the image's toolchain on a hello-world, run (under qemu-user) inside the image
     qemu = recipes.load_targets(REPO / "recipes" / "targets.yaml")[ARCH].qemu
     script = ("printf '#include <stdio.h>\\nint main(void){puts(\"hello from podman\");return 0;}\\n' > h.c"
               ' && "$(basename /opt/musl-toolchain/bin/*-linux-musl*-gcc)" -static -O2 h.c -o h'
               f" && {qemu or ''} ./h")
-    r = subprocess.run(["podman", "run", "--rm", "-w", "/tmp", f"musl-toolchain-test:{ARCH}", "sh", "-c", script],
+    r = subprocess.run(["podman", "run", "--rm", "-w", "/tmp", f"{IMAGE}:{ARCH}", "sh", "-c", script],
                        env=podman, capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout == "hello from podman\n", r.stdout + r.stderr
     if not FULL:
         # a second build from scratch: the same image, byte for byte (in full mode that would be
         # another half hour; the toolchain's own determinism is what `repro` checks)
-        second = build(podman, ctx, prebuilt, f"musl-toolchain-test:{ARCH}-again", tmp_path, "--no-cache")
+        second = build(podman, ctx, prebuilt, f"{IMAGE}:{ARCH}-again", tmp_path, "--no-cache")
         assert first == second, (f"two --no-cache builds gave different images: {first} {second}\n"
                                  + image_differences(podman, first, second))
     # the tarball alone, exported by the final stage meant for it
     export = tmp_path / "export"
-    build(podman, ctx, prebuilt, f"musl-toolchain-test:{ARCH}-tarball", tmp_path, "--target", "tarball",
+    build(podman, ctx, prebuilt, f"{IMAGE}:{ARCH}-tarball", tmp_path, "--target", "tarball",
           "--output", f"type=local,dest={export}")
     tarballs = list(export.glob("*.tar.gz"))
     assert len(tarballs) == 1
