@@ -51,6 +51,8 @@ NCURSES_FLAGS = ["--prefix=/usr", "--enable-widec", "--without-shared", "--with-
                  "--with-pkg-config-libdir=/usr/lib/pkgconfig", "--enable-overwrite",
                  f"--with-terminfo-dirs={TERMINFO_DIRS}",
                  "--with-default-terminfo-dir=/usr/share/terminfo", "--disable-stripping"]
+# ncurses picks `ar -curvU` (real member timestamps) when ar knows U: deterministic instead
+NCURSES_MAKE = ["ARFLAGS=-curvD"]
 LIBEDIT_FLAGS = ["--prefix=/usr", "--disable-shared", "--enable-static", "--disable-examples"]
 
 
@@ -103,8 +105,9 @@ def stage_ncurses(b, st: Status) -> None:
     obj = clean_dir(b.work / "obj-ncurses")
     run([b.configure(src, obj), f"--host={b.triple}", f"--build={_build_triple(src)}", *NCURSES_FLAGS],
         log=log, cwd=obj, env=env, status=st, step="configure")
-    run(["make", f"-j{b.settings.jobs}"], log=log, cwd=obj, env=env, status=st, step="make")
-    run(["make", f"DESTDIR={b.sysroot}", "install.libs", "install.includes"], log=log, cwd=obj, env=env,
+    run(["make", f"-j{b.settings.jobs}", *NCURSES_MAKE], log=log, cwd=obj, env=env, status=st, step="make")
+    run(["make", *NCURSES_MAKE, f"DESTDIR={b.sysroot}", "install.libs", "install.includes"], log=log, cwd=obj,
+        env=env,
         status=st, step="install")
     # libedit (and others) look for -lncurses / -lcurses: point them at the wide library
     lib = b.sysroot / "lib"

@@ -333,6 +333,7 @@ def stage_config(b: Build, name: str) -> dict:
         config["programs"] = [HELLO_C, HELLO_CXX, b.target.qemu, list(b.settings.languages)]
     elif name == "ncurses":
         config["configure"] = libs.NCURSES_FLAGS
+        config["make"] = libs.NCURSES_MAKE
         config["terminals"] = list(libs.TERMINALS)
     elif name == "rust_std":
         config["rust_std"] = [b.target.rust_target, "std,panic_unwind"]
