@@ -59,7 +59,7 @@ LIBEDIT_FLAGS = ["--prefix=/usr", "--disable-shared", "--enable-static", "--disa
 def _target_env(b) -> dict[str, str]:
     env = b.env()
     env.update(CC=b.tool("gcc"), CXX=b.tool("g++"), AR=b.tool("ar"), RANLIB=b.tool("ranlib"),
-               STRIP=b.tool("strip"), CFLAGS=f"-O2 {b.prefix_map}", CXXFLAGS=f"-O2 {b.prefix_map}", BUILD_CC="gcc",
+               STRIP=b.tool("strip"), CFLAGS=b.target_cflags, CXXFLAGS=b.target_cflags, BUILD_CC="gcc",
                PKG_CONFIG_SYSROOT_DIR=str(b.sysroot), PKG_CONFIG_LIBDIR=str(b.sysroot / "lib" / "pkgconfig"))
     return env
 
@@ -107,8 +107,7 @@ def stage_ncurses(b, st: Status) -> None:
         log=log, cwd=obj, env=env, status=st, step="configure")
     run(["make", f"-j{b.settings.jobs}", *NCURSES_MAKE], log=log, cwd=obj, env=env, status=st, step="make")
     run(["make", *NCURSES_MAKE, f"DESTDIR={b.sysroot}", "install.libs", "install.includes"], log=log, cwd=obj,
-        env=env,
-        status=st, step="install")
+        env=env, status=st, step="install")
     # libedit (and others) look for -lncurses / -lcurses: point them at the wide library
     lib = b.sysroot / "lib"
     for alias in ("libncurses.a", "libcurses.a"):

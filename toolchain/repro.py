@@ -129,9 +129,7 @@ def run(target: str, workdir: Path, distfiles: Path, extra: dict[str, str], buil
             procs = [full_build(d, target, distfiles, extra) for d in dirs]
             codes = [p.wait() for p in procs]
         else:
-            codes = []
-            for d in dirs:
-                codes.append(full_build(d, target, distfiles, extra).wait())
+            codes = [full_build(d, target, distfiles, extra).wait() for d in dirs]
         if any(codes):
             raise ToolchainError(f"a build failed (exit {codes})", where=str(workdir))
         tarballs = [_tarball(d) for d in dirs]

@@ -93,6 +93,11 @@ class Build:
     def prefix_map(self) -> str:
         return f"-ffile-prefix-map={self.settings.out}={MAPPED_OUT}"
 
+    @property
+    def target_cflags(self) -> str:
+        """CFLAGS for the target libraries we build with our gcc (musl, ncurses, libedit)."""
+        return f"-O2 {self.prefix_map}"
+
     def configure(self, src: Path, cwd: Path) -> str:
         """A source's configure script by a relative path: the same text in every build folder
         (gcc records its configure command line in the driver)."""
@@ -206,7 +211,7 @@ def stage_gcc_core(b: Build, st: Status) -> None:
 
 def _musl_configure(b: Build, obj: Path, log: Path, st: Status, libcc: str = "") -> None:
     env = b.env()
-    env.update(CC=b.tool("gcc"), CFLAGS=f"-O2 {b.prefix_map}", CROSS_COMPILE=f"{b.triple}-")
+    env.update(CC=b.tool("gcc"), CFLAGS=b.target_cflags, CROSS_COMPILE=f"{b.triple}-")
     if libcc:
         env["LIBCC"] = libcc
     run([b.configure(b.src("musl"), obj), *b.musl_flags()], log=log, cwd=obj, env=env, status=st,
@@ -222,8 +227,7 @@ def stage_libgcc_static(b: Build, st: Status) -> None:
         step="musl install-headers")
     shutil.rmtree(b.work / "obj-gcc" / b.triple / "libgcc", ignore_errors=True)
     run(_make(b, "MAKE=make enable_shared=no", *b.gcc_make_vars(), "all-target-libgcc"), log=log,
-        cwd=b.work / "obj-gcc",
-        env=env, status=st, step="libgcc (static)")
+        cwd=b.work / "obj-gcc", env=env, status=st, step="libgcc (static)")
     gates.target_archive(b.work / "obj-gcc" / b.triple / "libgcc" / "libgcc.a", b.target)
 
 
