@@ -191,6 +191,9 @@ def test_configure_arguments_name_no_build_folder(tmp_path):
     assert str(tmp_path) not in flags and "--prefix= " in flags + " "
     assert "--with-sysroot=/aarch64-linux-musl" in flags
     assert f"SYSROOT_CFLAGS_FOR_TARGET=--sysroot={b.sysroot}" in b.gcc_make_vars()
-    assert f"-ffile-prefix-map={tmp_path / 'out'}=" in b.env()["CFLAGS"]
+    assert f"-ffile-prefix-map={tmp_path / 'out'}=" in b.target_cflags
+    assert f"-ffile-prefix-map={tmp_path / 'out'}=" in " ".join(b.gcc_make_vars())
+    # gcc hashes the host link flags (CXXFLAGS) into cc1's PCH checksum: no folder there
+    assert str(tmp_path) not in b.env()["CFLAGS"] + b.env()["CXXFLAGS"]
     src = b.src("gcc")
     assert b.configure(src, b.work / "obj-gcc") == "../../../src/" + src.name + "/configure"

@@ -110,8 +110,11 @@ class Build:
         env = {k: v for k, v in os.environ.items()
                if k not in ("CC", "CXX", "CFLAGS", "CXXFLAGS", "LDFLAGS", "CPPFLAGS", "MAKEFLAGS",
                             "PKG_CONFIG_PATH", "PKG_CONFIG_SYSROOT_DIR", "LD_LIBRARY_PATH")}
+        # no prefix map for the host programs: built with -g0 they hold no build path (the
+        # package stage's leak gate checks), and gcc hashes its link flags into cc1's PCH
+        # checksum, so a map naming the output folder would make cc1 differ between folders
         env.update(PATH=f"{self.prefix / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}", LC_ALL="C",
-                   CFLAGS=f"{HOST_FLAGS} {self.prefix_map}", CXXFLAGS=f"{HOST_FLAGS} {self.prefix_map}")
+                   CFLAGS=HOST_FLAGS, CXXFLAGS=HOST_FLAGS)
         return env
 
     # -- configure flags (also recorded in the report) ------------------------------------
