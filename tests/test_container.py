@@ -203,6 +203,8 @@ def test_containerfile_builds_runs_and_is_reproducible(podman, base_image, conte
         assert tar.getmember(f"{top}/musl-toolchain.sha256").isfile()
     # fast mode: the tarball passed in comes out unchanged; full mode with MUSL_TOOLCHAIN_PREBUILT:
     # the tarball built in the container is the one built outside it, bit for bit
-    outside = Path(os.environ.get("MUSL_TOOLCHAIN_PREBUILT", ""))
-    if outside.is_file():
+    outside = os.environ.get("MUSL_TOOLCHAIN_PREBUILT")
+    if outside:
+        outside = Path(outside)
+        assert outside.is_file(), f"MUSL_TOOLCHAIN_PREBUILT={outside}: no such file"
         assert repro.compare(tarballs[0], outside) == [], f"{tarballs[0]} differs from {outside}"
