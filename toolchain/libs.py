@@ -50,7 +50,11 @@ NCURSES_FLAGS = ["--prefix=/usr", "--enable-widec", "--without-shared", "--with-
                  "--without-tests", "--without-progs", "--enable-pc-files",
                  "--with-pkg-config-libdir=/usr/lib/pkgconfig", "--enable-overwrite",
                  f"--with-terminfo-dirs={TERMINFO_DIRS}",
-                 "--with-default-terminfo-dir=/usr/share/terminfo", "--disable-stripping"]
+                 "--with-default-terminfo-dir=/usr/share/terminfo", "--disable-stripping",
+                 # configure asks the build machine's /etc/passwd whether this is a "conventional
+                 # multiuser system" (in a container it is not, and root's and setuid programs'
+                 # use of $TERMINFO and friends silently changes): the target system is one
+                 "cf_cv_multiuser=yes"]
 # ncurses picks `ar -curvU` (real member timestamps) when ar knows U: deterministic instead
 NCURSES_MAKE = ["ARFLAGS=-curvD"]
 LIBEDIT_FLAGS = ["--prefix=/usr", "--disable-shared", "--enable-static", "--disable-examples"]
@@ -105,6 +109,10 @@ def stage_ncurses(b, st: Status) -> None:
     obj = clean_dir(b.work / "obj-ncurses")
     run([b.configure(src, obj), f"--host={b.triple}", f"--build={_build_triple(src)}", *NCURSES_FLAGS],
         log=log, cwd=obj, env=env, status=st, step="configure")
+    if "#define USE_ROOT_ENVIRON 1" not in (obj / "include" / "ncurses_cfg.h").read_text():
+        raise gates.GateError("configure did not take cf_cv_multiuser=yes (no USE_ROOT_ENVIRON)",
+                              where=str(obj / "include" / "ncurses_cfg.h"),
+                              fix="find how this ncurses decides it builds for a multiuser system")
     run(["make", f"-j{b.settings.jobs}", *NCURSES_MAKE], log=log, cwd=obj, env=env, status=st, step="make")
     run(["make", *NCURSES_MAKE, f"DESTDIR={b.sysroot}", "install.libs", "install.includes"], log=log, cwd=obj,
         env=env, status=st, step="install")
