@@ -130,7 +130,37 @@ def tarball(src: Path, dest: Path, arcname: str, mtime: int) -> int:
     return count
 
 
+def _is_troff(page: Path) -> bool:
+    return page.read_bytes()[:1] in (b".", b"'")
+
+
+def shipped_man_pages(prefix: Path, triple: str, source: Path) -> list[str]:
+    """binutils regenerates its man pages while building, with the build machine's perl
+    (pod2man), and leaves them empty where perl's Pod::Man is missing: install the pages its
+    verified source ships instead. Pages that are not troff at all are removed, not shipped
+    (Debian's gcc source has its GFDL manuals emptied, and gcc installs those as is)."""
+    shipped = {}
+    for page in sorted(source.rglob("*.[1-8]")):
+        if page.is_file() and _is_troff(page):
+            shipped.setdefault(page.name, page)
+    changed = []
+    for page in sorted(prefix.glob("share/man/man[1-8]/*")):
+        if not page.is_file() or page.is_symlink():
+            continue
+        upstream = shipped.get(page.name.removeprefix(f"{triple}-"))
+        if upstream is not None:
+            if upstream.read_bytes() != page.read_bytes():
+                page.write_bytes(upstream.read_bytes())
+                changed.append(f"{page.relative_to(prefix)}: as shipped")
+        elif not _is_troff(page):
+            page.unlink()
+            changed.append(f"{page.relative_to(prefix)}: removed (not a man page)")
+    return changed
+
+
 def package(b, report: dict) -> Path:
+    for change in shipped_man_pages(b.prefix, b.triple, b.src("binutils")):
+        print(f"[{b.target.name}] {change}")
     (b.prefix / ENV_FILE).write_text(ENV_TEMPLATE.format(triple=b.triple, up="."))
     data = manifest(b, report)
     write_json(b.prefix / MANIFEST, {**data, "files": f"{SUMS} (sha256 of every other file; sha256sum -c)"})

@@ -57,7 +57,7 @@ def quick_build(out: Path, target: str, distfiles: Path, extra: dict[str, str], 
     libcc = Path("obj-gcc") / b.triple / "libgcc" / "libgcc.a"
     (b.work / libcc).parent.mkdir(parents=True)
     shutil.copy2(origin.work / libcc, b.work / libcc)
-    for pkg in ("musl", "ncurses", "libedit"):
+    for pkg in sorted({p for name, _, reads, _ in stages.STAGES if name in QUICK_STAGES for p in reads}):
         sources.fetch(s, versions[pkg])
         sources.prepare(s, versions[pkg])
     for name in QUICK_STAGES:

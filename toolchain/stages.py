@@ -317,7 +317,7 @@ STAGES = [
     ("rust_std", rust.stage_rust_std, (), ("gcc",)),
     ("rust", rust.stage_rust, (), ("rust_std",)),
     ("rust_obj", rust.stage_rust_obj, (), ("rust",)),
-    ("package", stage_package, (), ("hello", "libedit", "rust_obj")),
+    ("package", stage_package, ("binutils",), ("hello", "libedit", "rust_obj")),
 ]
 
 # stages that also depend on the machine (which Rust is installed): checked lazily by doit
