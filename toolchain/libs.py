@@ -123,7 +123,8 @@ def stage_ncurses(b, st: Status) -> None:
             (lib / alias).symlink_to("libncursesw.a")
     # 3. terminfo for common terminals, compiled by the host tic
     terminfo = b.sysroot / "share" / "terminfo"
-    terminfo.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(terminfo, ignore_errors=True)   # a re-run writes the same links as the first
+    terminfo.mkdir(parents=True)
     env_tic = {**b.env(), "TERMINFO": str(terminfo)}
     run([str(tic), "-x", "-e", ",".join(TERMINALS), "-o", str(terminfo), str(src / "misc" / "terminfo.src")],
         log=log, cwd=obj, env=env_tic, status=st, step="terminfo")
