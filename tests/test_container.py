@@ -9,8 +9,9 @@ bootstraps, verifies and unpacks every source from the bind-mounted distfiles, u
 toolchain, checks its file sums and links and runs a hello-world while building; then the
 test runs the image's toolchain itself, builds the image a second time with --no-cache and
 expects the same image ID, and exports the tarball alone.
-Full mode (MUSL_TOOLCHAIN_CONTAINER_FULL=1): the toolchain is built inside (about 30 min),
-once; given MUSL_TOOLCHAIN_PREBUILT, the tarball built inside must equal that one, bit for bit.
+Full mode (MUSL_TOOLCHAIN_CONTAINER_FULL=1): the toolchain is built inside, once (the whole
+test took 32 min on an idle 2-core machine); given MUSL_TOOLCHAIN_PREBUILT, the tarball built
+inside must equal that one, bit for bit (a full build on the host, or `repro --from`'s).
 
 Needs root, podman, debootstrap (run `.ci/run` or see README), and:
   MUSL_TOOLCHAIN_DISTFILES  a distfiles folder with every source of the target
