@@ -131,7 +131,8 @@ def tarball(src: Path, dest: Path, arcname: str, mtime: int) -> int:
 
 
 def _is_troff(page: Path) -> bool:
-    return page.read_bytes()[:1] in (b".", b"'")
+    with open(page, "rb") as f:
+        return f.read(1) in (b".", b"'")
 
 
 def shipped_man_pages(prefix: Path, triple: str, source: Path) -> list[str]:
@@ -149,8 +150,9 @@ def shipped_man_pages(prefix: Path, triple: str, source: Path) -> list[str]:
             continue
         upstream = shipped.get(page.name.removeprefix(f"{triple}-"))
         if upstream is not None:
-            if upstream.read_bytes() != page.read_bytes():
-                page.write_bytes(upstream.read_bytes())
+            text = upstream.read_bytes()
+            if text != page.read_bytes():
+                page.write_bytes(text)
                 changed.append(f"{page.relative_to(prefix)}: as shipped")
         elif not _is_troff(page):
             page.unlink()
