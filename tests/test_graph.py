@@ -12,7 +12,7 @@ import pytest
 from doit.loader import load_doit_config, load_tasks
 
 from conftest import make_tar, sha
-from toolchain import recipes
+from toolchain import recipes, sources
 
 REPO = Path(__file__).resolve().parent.parent
 PATCH = """From: test
@@ -128,12 +128,16 @@ def test_full_graph_runs_is_incremental_and_redoes_only_a_patched_tree(project, 
 
     stale = tmp / "out" / "src" / ".musl-1.0.tmp-killed"   # what a killed run leaves behind
     (stale / "tree").mkdir(parents=True)
+    (stale / sources.TMP_MARKER).write_text("")
+    foreign = tmp / "out" / "src" / ".musl-1.0.tmp-mine"   # the same name, but not ours
+    (foreign / "notes").mkdir(parents=True)
     (tmp / "patches" / "musl" / "1.0" / "0001-greeting.patch").write_text(PATCH.format(greeting="howdy"))
     r = doit("sources:x86_64", *args)
     assert r.returncode == 0
     assert ran(r.stdout) == {"source:musl-1.0", "sources:x86_64"}
     assert (tmp / "out" / "src" / "musl-1.0" / "hello.c").read_text() == "howdy\n"
     assert not stale.exists()
+    assert (foreign / "notes").is_dir()
 
 
 def test_failing_patch_names_patch_and_hunk_and_leaves_no_tree(project):

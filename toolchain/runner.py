@@ -83,10 +83,22 @@ def run(cmd: list[str], *, log: Path, cwd: Path, env: dict[str, str] | None = No
     return proc.stdout.decode(errors="replace") if capture else ""
 
 
+OWNED = ".musl-toolchain-owned"   # in every folder clean_dir made: ours to empty again
+
+
 def clean_dir(path: Path) -> Path:
-    """An empty folder at `path` (whatever was there is removed)."""
-    shutil.rmtree(path, ignore_errors=True)
+    """An empty folder at `path` for a stage to work in. What was there is removed only if
+    this tool made it (its marker is inside) or it is empty; anything else stops the run."""
+    if path.is_symlink() or path.exists():
+        if path.is_dir() and not path.is_symlink() and (path / OWNED).is_file():
+            shutil.rmtree(path)
+        elif path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+            path.rmdir()
+        else:
+            raise ToolchainError(f"{path} exists, but this tool did not make it (no {OWNED} in it)",
+                                 fix="move it away (it is left untouched), or choose another out= folder")
     path.mkdir(parents=True)
+    (path / OWNED).write_text("made by musl-toolchain: emptied when its stage runs again\n")
     return path
 
 
