@@ -22,33 +22,93 @@ class Server:
     200 text/html page; ("disguised", text) an HTML page sent as application/octet-stream;
     ("cut", data, n) sends the headers of all of data but only n bytes, then drops the
     connection.
+
+    Hostile ones: ("endless", "chunked" | "close") a body that never ends (chunked, or without
+    Content-Length until the connection closes); ("claim", data, n) announces Content-Length n
+    but sends data; ("drip", data, n, seconds) sends n bytes of data per interval; ("stall",
+    data, n) sends the headers of all of data and n bytes, then nothing; ("gzip", data) the raw
+    bytes labelled Content-Encoding: gzip; ("redirect", location, code) (location None: no
+    Location header); ("badrange", data, start) answers a Range request with a 206 whose
+    Content-Range begins at `start` (and a plain request with the whole file); ("raw", bytes)
+    writes bytes as the whole answer; ("rawdrip", head, body, n, seconds) writes head, then n
+    bytes of body per interval. Slow handlers give up when the server closes.
     """
 
     def __init__(self):
         self.routes: dict[str, list[tuple]] = {}
         self.log: list[tuple[str, str | None]] = []
+        self.request_headers: list[tuple[str, dict[str, str]]] = []
+        self.stopping = threading.Event()
+        self.connections: set = set()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            timeout = 10  # a client that stops reading cannot block a handler for long
+
+            def setup(self):
+                super().setup()
+                server.connections.add(self.connection)
+
+            def finish(self):
+                server.connections.discard(self.connection)
+                try:
+                    super().finish()
+                except OSError:
+                    pass
 
             def log_message(self, *args):
                 pass
 
             def do_GET(self):
                 server.log.append((self.path, self.headers.get("Range")))
+                server.request_headers.append((self.path, dict(self.headers)))
                 plan = server.routes.get(self.path)
                 if not plan:
                     return self._send(404, b"not found", "text/plain")
                 behaviour = plan.pop(0) if len(plan) > 1 else plan[0]
                 kind = behaviour[0]
+                try:
+                    return self._behave(kind, behaviour)
+                except OSError:  # the client hung up, as a client that detects abuse should
+                    self.close_connection = True
+                    return None
+
+            def _behave(self, kind, behaviour):
                 if kind == "status":
                     return self._send(behaviour[1], b"error", "text/plain")
                 if kind == "html":
                     return self._send(200, behaviour[1].encode(), "text/html; charset=utf-8")
                 if kind == "disguised":
                     return self._send(200, behaviour[1].encode(), "application/octet-stream")
+                if kind == "redirect":
+                    self.send_response(behaviour[2] if len(behaviour) > 2 else 302)
+                    if behaviour[1] is not None:
+                        self.send_header("Location", behaviour[1])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return None
+                if kind == "raw":
+                    self.wfile.write(behaviour[1])
+                    self.close_connection = True
+                    return None
+                if kind == "rawdrip":
+                    self.wfile.write(behaviour[1])
+                    self._drip(behaviour[2], behaviour[3], behaviour[4])
+                    return None
+                if kind == "endless":
+                    return self._endless(behaviour[1])
                 data = behaviour[1]
+                if kind in ("claim", "drip", "stall", "gzip"):
+                    return self._misbehave(kind, behaviour)
+                if kind == "badrange" and self.headers.get("Range"):
+                    start = behaviour[2]
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                    self.send_header("Content-Length", str(len(data) - start))
+                    self.end_headers()
+                    self.wfile.write(data[start:])
+                    return None
                 if kind == "cut":
                     self.send_response(200)
                     self.send_header("Content-Length", str(len(data)))
@@ -76,6 +136,51 @@ class Server:
                 self.wfile.write(body)
                 return None
 
+            def _misbehave(self, kind, behaviour):
+                data = behaviour[1]
+                self.send_response(200)
+                length = behaviour[2] if kind == "claim" else len(data)
+                self.send_header("Content-Length", str(length))
+                self.send_header("Content-Type", "application/octet-stream")
+                if kind == "gzip":
+                    self.send_header("Content-Encoding", "gzip")
+                self.end_headers()
+                if kind in ("claim", "gzip"):
+                    self.wfile.write(data)
+                    self.close_connection = True
+                    return None
+                if kind == "stall":
+                    self.wfile.write(data[:behaviour[2]])
+                    self.wfile.flush()
+                    server.stopping.wait(60)
+                    self.close_connection = True
+                    return None
+                self._drip(data, behaviour[2], behaviour[3])
+                return None
+
+            def _drip(self, data, step, interval):
+                for i in range(0, len(data), step):
+                    if server.stopping.wait(interval):
+                        break
+                    self.wfile.write(data[i:i + step])
+                    self.wfile.flush()
+                self.close_connection = True
+
+            def _endless(self, framing):
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                if framing == "chunked":
+                    self.send_header("Transfer-Encoding", "chunked")
+                else:
+                    self.send_header("Connection", "close")
+                self.end_headers()
+                block = b"\0" * 65536
+                frame = b"%x\r\n%s\r\n" % (len(block), block) if framing == "chunked" else block
+                while not server.stopping.is_set():
+                    self.wfile.write(frame)
+                self.close_connection = True
+                return None
+
             def _send(self, code, body, ctype):
                 self.send_response(code)
                 self.send_header("Content-Length", str(len(body)))
@@ -86,13 +191,24 @@ class Server:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_port}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        # a short poll interval: shutdown() at teardown waits for one
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
         self.thread.start()
 
     def requests_for(self, path: str) -> list[str | None]:
         return [rng for p, rng in self.log if p == path]
 
+    def headers_for(self, path: str) -> list[dict[str, str]]:
+        return [h for p, h in self.request_headers if p == path]
+
     def close(self):
+        self.stopping.set()  # dripping and endless handlers stop; then unblock any stuck one
+        for conn in self.connections.copy():  # copy(): atomic while handlers come and go
+            try:
+                conn.shutdown(2)
+            except OSError:
+                pass
         self.httpd.shutdown()
         self.httpd.server_close()
 

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import sha
+from conftest import make_tar, sha
+from toolchain.download import Limits, part_path
 from toolchain.errors import FetchError
 from toolchain.fetch import Fetcher
 from toolchain.recipes import Location
+
+NAME = "pkg-1.0.tar.gz"
 
 
 def url_loc(url: str, data: bytes, **kw) -> Location:
@@ -76,13 +79,19 @@ def test_connection_cut_mid_file_resumes_with_range(server, tmp, payload):
     assert int(ranges[1][6:].rstrip("-")) > 0
 
 
+def earlier_part(tmp, url: str, data: bytes) -> None:
+    """What an earlier, interrupted run of the same URL left behind."""
+    (tmp / "dist").mkdir(exist_ok=True)
+    part_path(tmp / "dist" / NAME, url).write_bytes(data)
+
+
 def test_partial_file_from_an_earlier_run_resumes(server, tmp, payload):
-    (tmp / "dist").mkdir()
-    (tmp / "dist" / "pkg-1.0.tar.gz.part").write_bytes(payload[:123_456])
+    earlier_part(tmp, server.url + "/pkg-1.0.tar.gz", payload[:123_456])
     server.routes["/pkg-1.0.tar.gz"] = [("file", payload)]
     got = fetcher(tmp).fetch((url_loc(server.url + "/pkg-1.0.tar.gz", payload),), "pkg 1.0")
     assert got.path.read_bytes() == payload
     assert server.requests_for("/pkg-1.0.tar.gz") == ["bytes=123456-"]
+    assert leftovers(tmp) == [NAME]
 
 
 def test_html_error_page_with_200_is_refused_and_next_location_used(server, tmp, payload):
@@ -117,12 +126,15 @@ def test_distfiles_copy_is_used_without_network(server, tmp, payload):
     assert server.log == []
 
 
-def test_bad_distfiles_copy_is_replaced_from_the_network(server, tmp, payload):
+def test_bad_distfiles_copy_is_replaced_from_the_network(server, tmp, payload, capsys):
     (tmp / "dist").mkdir()
     (tmp / "dist" / "pkg-1.0.tar.gz").write_bytes(b"old garbage")
     server.routes["/pkg-1.0.tar.gz"] = [("file", payload)]
     got = fetcher(tmp).fetch((url_loc(server.url + "/pkg-1.0.tar.gz", payload),), "pkg 1.0")
     assert got.path.read_bytes() == payload
+    # it may be the user's own file: moved aside, never deleted
+    assert (tmp / "dist" / "pkg-1.0.tar.gz.rejected").read_bytes() == b"old garbage"
+    assert "moved aside to pkg-1.0.tar.gz.rejected" in capsys.readouterr().err
 
 
 def test_offline_names_the_missing_file_and_touches_no_network(server, tmp, payload):
@@ -150,3 +162,174 @@ def test_mismatch_at_one_location_is_reported_even_when_the_next_works(server, t
     err = capsys.readouterr().err
     assert f"expected: {sha(payload)}" in err and f"got:      {sha(b'stale copy')}" in err
     assert "/mirror/pkg-1.0.tar.gz" in err
+
+
+# --- a partial download belongs to its URL ---------------------------------------------------
+
+def test_part_left_by_a_mirror_is_never_resumed_from_upstream(server, tmp, payload):
+    wrong = bytes(reversed(payload))
+    server.routes["/mirror/pkg-1.0.tar.gz"] = [("cut", wrong, 300_000), ("status", 404)]
+    server.routes["/up/pkg-1.0.tar.gz"] = [("status", 503), ("file", payload)]
+    loc = url_loc(server.url + "/up/pkg-1.0.tar.gz", payload)
+    with pytest.raises(FetchError):  # first run: the mirror cuts off after wrong bytes, upstream is down
+        fetcher(tmp, mirrors=(server.url + "/mirror",), retries=0).fetch((loc,), "pkg 1.0")
+    got = fetcher(tmp, mirrors=(server.url + "/mirror",), retries=0).fetch((loc,), "pkg 1.0")
+    assert got.path.read_bytes() == payload
+    assert server.requests_for("/up/pkg-1.0.tar.gz") == [None, None]  # never asked to continue the mirror's part
+    assert leftovers(tmp) == [NAME]  # the mirror's part is gone with the success
+
+
+def test_resumed_part_that_fails_verification_is_fetched_again_from_zero(server, tmp, payload):
+    url = server.url + "/pkg-1.0.tar.gz"
+    earlier_part(tmp, url, b"x" * 1000)  # e.g. the server re-rolled the file since
+    server.routes["/pkg-1.0.tar.gz"] = [("file", payload)]
+    got = fetcher(tmp).fetch((url_loc(url, payload),), "pkg 1.0")
+    assert got.path.read_bytes() == payload
+    assert server.requests_for("/pkg-1.0.tar.gz") == ["bytes=1000-", None]
+
+
+def test_206_from_the_wrong_offset_starts_over(server, tmp, payload):
+    url = server.url + "/pkg-1.0.tar.gz"
+    earlier_part(tmp, url, payload[:123_456])
+    server.routes["/pkg-1.0.tar.gz"] = [("badrange", payload, 0)]
+    got = fetcher(tmp).fetch((url_loc(url, payload),), "pkg 1.0")
+    assert got.path.read_bytes() == payload
+    assert server.requests_for("/pkg-1.0.tar.gz") == ["bytes=123456-", None]
+
+
+# --- downloads are bounded in size ----------------------------------------------------------
+
+def two_locations(server, payload, first_plan, **first_kw):
+    """A misbehaving location /a/ and a good one /b/, in that order."""
+    server.routes["/a/" + NAME] = first_plan
+    server.routes["/b/" + NAME] = [("file", payload)]
+    return (url_loc(f"{server.url}/a/{NAME}", payload, **first_kw), url_loc(f"{server.url}/b/{NAME}", payload))
+
+
+@pytest.mark.parametrize("framing", ["chunked", "close"])
+def test_endless_body_stops_at_the_recipe_size(server, tmp, payload, framing, capsys):
+    locs = two_locations(server, payload, [("endless", framing)], size=len(payload))
+    got = fetcher(tmp).fetch(locs, "pkg 1.0")
+    assert got.origin == f"{server.url}/b/{NAME}"
+    assert f"/a/{NAME}: the body grew past {len(payload)} bytes" in capsys.readouterr().err
+    assert leftovers(tmp) == [NAME]
+
+
+def test_endless_body_of_unknown_size_stops_at_the_cap(server, tmp, payload):
+    server.routes["/" + NAME] = [("endless", "close")]
+    with pytest.raises(FetchError, match="grew past 4194304 bytes"):
+        fetcher(tmp, limits=Limits(max_size=4 << 20)).fetch((url_loc(f"{server.url}/{NAME}", payload),), "pkg")
+    assert leftovers(tmp) == []  # no part of the junk is kept
+
+
+def test_content_length_beyond_the_recipe_size_fails_before_the_body(server, tmp, payload, capsys):
+    locs = two_locations(server, payload, [("claim", payload, 500 << 20)], size=len(payload))
+    got = fetcher(tmp).fetch(locs, "pkg 1.0")
+    assert got.origin == f"{server.url}/b/{NAME}"
+    assert f"announces {500 << 20} bytes, but the file has {len(payload)}" in capsys.readouterr().err
+    assert server.requests_for("/a/" + NAME) == [None]  # not retried
+    assert leftovers(tmp) == [NAME]
+
+
+def test_size_of_another_location_with_the_same_bytes_bounds_a_mirror(server, tmp, payload, capsys):
+    server.routes["/mirror/" + NAME] = [("claim", payload, 10**9)]
+    server.routes["/up/" + NAME] = [("file", payload)]
+    loc = url_loc(f"{server.url}/up/{NAME}", payload, size=len(payload))
+    got = fetcher(tmp, mirrors=(server.url + "/mirror",)).fetch((loc,), "pkg 1.0")
+    assert got.origin == f"{server.url}/up/{NAME}"
+    assert f"announces {10**9} bytes, but the file has {len(payload)}" in capsys.readouterr().err
+
+
+def test_content_length_beyond_the_cap_fails_for_a_file_of_unknown_size(server, tmp, payload):
+    server.routes["/" + NAME] = [("claim", payload, 5 << 30)]
+    with pytest.raises(FetchError, match="announces 5368709120 bytes, more than the 2147483648"):
+        fetcher(tmp).fetch((url_loc(f"{server.url}/{NAME}", payload),), "pkg")
+    assert server.requests_for("/" + NAME) == [None]
+
+
+# --- downloads are bounded in time ----------------------------------------------------------
+
+def test_slow_drip_times_out_and_the_next_location_is_used(server, tmp, payload, capsys):
+    locs = two_locations(server, payload, [("drip", payload, 1, 0.02)])
+    got = fetcher(tmp, limits=Limits(low_speed=1000, low_speed_time=0.3)).fetch(locs, "pkg 1.0")
+    assert got.origin == f"{server.url}/b/{NAME}"
+    err = capsys.readouterr().err
+    assert "timed out: " in err and "slower than 1000 bytes/s" in err
+    assert server.requests_for("/a/" + NAME) == [None]  # failed over, not retried
+
+
+def test_drip_inside_the_chunk_framing_is_cut_by_the_watchdog(server, tmp, payload, capsys):
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    # an endless chunk-size line: each read waits for its end, so only a watchdog sees the drip
+    locs = two_locations(server, payload, [("rawdrip", head, b"0" * 60_000, 1, 0.02)])
+    got = fetcher(tmp, limits=Limits(low_speed=1000, low_speed_time=0.3)).fetch(locs, "pkg 1.0")
+    assert got.origin == f"{server.url}/b/{NAME}"
+    assert "timed out: " in capsys.readouterr().err
+
+
+def test_fast_drip_that_never_ends_hits_the_deadline(server, tmp, payload, capsys):
+    locs = two_locations(server, payload, [("drip", payload, 4096, 0.01)])
+    limits = Limits(low_speed=0, low_speed_time=0.2, min_deadline=0.5, deadline_rate=1 << 40)
+    got = fetcher(tmp, limits=limits).fetch(locs, "pkg 1.0")
+    assert got.origin == f"{server.url}/b/{NAME}"
+    assert "timed out: not done after 0.5s" in capsys.readouterr().err
+
+
+def test_stall_after_the_headers_times_out_and_fails_over(server, tmp, payload, capsys):
+    locs = two_locations(server, payload, [("stall", payload, 1000)])
+    got = fetcher(tmp, timeout=0.3).fetch(locs, "pkg 1.0")
+    assert got.origin == f"{server.url}/b/{NAME}"
+    assert "timed out: no data for 0.3s after 1000 bytes" in capsys.readouterr().err
+    assert server.requests_for("/a/" + NAME) == [None]
+
+
+# --- hostile answers give one clean message each -------------------------------------------
+
+def test_gzip_labelled_tarball_is_saved_as_sent(server, tmp):
+    tarball = make_tar({"hello.c": b"int main(void) { return 0; }\n" * 100})
+    server.routes["/" + NAME] = [("gzip", tarball)]
+    got = fetcher(tmp).fetch((url_loc(f"{server.url}/{NAME}", tarball),), "pkg 1.0")
+    assert got.path.read_bytes() == tarball  # the pinned .tar.gz bytes, not the decoded .tar
+    assert server.headers_for("/" + NAME)[0]["Accept-Encoding"] == "identity"
+
+
+def chain(n: int) -> dict[str, str]:
+    """/r/pkg-1.0.tar.gz -> /r/1 -> ... -> /r/n (which has the file: it must not be reached)."""
+    hops = [f"/r/{NAME}"] + [f"/r/{i}" for i in range(1, n + 1)]
+    return dict(zip(hops, hops[1:]))
+
+
+BAD_REDIRECTS = {
+    "file": ({f"/r/{NAME}": "file:///etc/passwd"}, "which has file://"),
+    "ftp": ({f"/r/{NAME}": f"ftp://127.0.0.1/{NAME}"}, "which has ftp://"),
+    "loop": ({f"/r/{NAME}": "/r/x", "/r/x": f"/r/{NAME}"}, "redirect loop at"),
+    "too many": (chain(12), "more than 10 redirects"),
+    "no location": ({f"/r/{NAME}": None}, "without a Location"),
+    "garbage location": ({f"/r/{NAME}": "http://[::1"}, "cannot be parsed"),
+    "control characters": ({f"/r/{NAME}": "http://x/\x7f"}, "control character"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_REDIRECTS)
+def test_bad_redirect_skips_the_location(server, tmp, payload, capsys, case):
+    hops, message = BAD_REDIRECTS[case]
+    for path, target in hops.items():
+        server.routes[path] = [("redirect", target)]
+    server.routes["/r/12"] = [("file", payload)]
+    # the good location is reached through a relative redirect
+    server.routes["/moved/" + NAME] = [("redirect", "../good/" + NAME, 301)]
+    server.routes["/good/" + NAME] = [("file", payload)]
+    locs = (url_loc(f"{server.url}/r/{NAME}", payload), url_loc(f"{server.url}/moved/{NAME}", payload))
+    got = fetcher(tmp).fetch(locs, "pkg 1.0")
+    assert got.origin == f"{server.url}/moved/{NAME}" and got.path.read_bytes() == payload
+    assert message in capsys.readouterr().err
+    assert server.requests_for("/r/12") == []
+    assert leftovers(tmp) == [NAME]
+
+
+def test_invalid_header_in_the_answer_skips_the_location(server, tmp, payload, capsys):
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello"
+    locs = two_locations(server, payload, [("raw", answer)])
+    got = fetcher(tmp).fetch(locs, "pkg 1.0")
+    assert got.origin == f"{server.url}/b/{NAME}"
+    assert "InvalidHeader" in capsys.readouterr().err

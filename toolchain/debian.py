@@ -15,6 +15,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .errors import FetchError
 
@@ -99,6 +100,14 @@ def deb_src_stanzas(archives: list[Archive], suites: tuple[str, ...]) -> str:
     return "\n".join(out)
 
 
+class SourceFile(NamedTuple):
+    """One file of a source package as the signed index lists it."""
+
+    url: str
+    sha256: str
+    size: int
+
+
 class Apt:
     """A private apt state (sources, lists, cache) for Debian source packages."""
 
@@ -166,12 +175,12 @@ class Apt:
         unique = list(dict.fromkeys(found))
         return sorted(unique, key=_debian_version_key, reverse=True)
 
-    def file_uris(self, package: str, version: str) -> dict[str, tuple[str, str]]:
-        """{file name: (url, sha256)} of one source package version, from the signed index."""
+    def file_uris(self, package: str, version: str) -> dict[str, SourceFile]:
+        """{file name: (url, sha256, size)} of one source package version, from the signed index."""
         r = self._run(["source", "--print-uris", "--only-source", f"{package}={version}"], timeout=120)
         files = {}
-        for m in re.finditer(r"^'([^']+)' (\S+) \d+ (?:SHA256:)?([0-9a-f]{64})", r.stdout, re.M):
-            files[m.group(2)] = (m.group(1), m.group(3))
+        for m in re.finditer(r"^'([^']+)' (\S+) (\d+) (?:SHA256:)?([0-9a-f]{64})", r.stdout, re.M):
+            files[m.group(2)] = SourceFile(m.group(1), m.group(4), int(m.group(3)))
         return files
 
     def candidates(self, package: str, upstream_version: str) -> list[str]:

@@ -1,31 +1,62 @@
-"""Download one URL to a file whose sha256 is known, atomically and resumably.
+"""Download one URL to a file whose sha256 is known: atomically, resumably, and bounded.
 
-The bytes go to `<dest>.part` (kept between runs, so a cut download resumes with an HTTP
-Range request), are hashed on the way, and only a file with the expected sha256 is renamed
-to `dest`. A mismatch deletes the partial file and says expected / got / which URL.
+The bytes go to `<dest>.<hash of the URL>.part` (kept between runs, so a cut download resumes
+with an HTTP Range request from the same URL, never from another one), are hashed, and only a
+file with the expected sha256 is renamed to `dest`. A mismatch deletes the partial file and
+says expected / got / which URL.
+
+Every server answer is treated as hostile: redirects are followed here, hop by hop, to
+http(s) URLs only; the body may not grow past the expected size; an attempt has a deadline,
+a low-speed limit (curl's --speed-limit/--speed-time) and a per-read timeout; the raw bytes
+are saved (never decoded), and every failure is a DownloadError for this location.
 """
 from __future__ import annotations
 
 import fcntl
 import hashlib
 import os
+import re
+import socket
 import sys
+import threading
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urljoin
 
 import requests
+import urllib3.exceptions
 from tqdm import tqdm
 from urllib3.exceptions import NameResolutionError
 
 from .errors import FetchError
+from .urls import url_problem
 
 CHUNK = 1 << 16
 HTML_MAGIC = (b"<!doctype html", b"<html", b"<?xml", b"<head")
+REDIRECTS = (301, 302, 303, 307, 308)
+GiB = 1 << 30
+NEXT = "the next location is tried"
 
 
 class DownloadError(FetchError):
     """This URL did not give the file; the next location may."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds of one download attempt (tests pass tiny values)."""
+
+    low_speed: int = 1024           # bytes per second (0: no limit), on average over ...
+    low_speed_time: float = 60.0    # ... this many seconds, or the attempt is abandoned
+    min_deadline: float = 600.0     # every attempt may take this long, and a big file ...
+    deadline_rate: int = 10 * 1024  # ... as long as it takes at this many bytes per second
+    max_size: int = 2 * GiB         # when neither the recipe, the index nor the server gives a size
+    max_redirects: int = 10
+
+    def deadline(self, nbytes: int) -> float:
+        return max(self.min_deadline, nbytes / self.deadline_rate)
 
 
 @contextmanager
@@ -49,15 +80,50 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def verify(path: Path, expected: str, origin: str) -> None:
-    """Raise (after deleting `path`) unless its sha256 is `expected`."""
+def verify(path: Path, expected: str, origin: str, *, ours: bool = False) -> None:
+    """Raise unless the sha256 of `path` is `expected`.
+
+    A bad file this tool wrote itself (`ours`: a .part or temporary file) is deleted. Any other
+    file, e.g. one in the distfiles folder, may be the user's only copy: it is moved aside to
+    `<name>.rejected`, never deleted, so that a good copy can take its name.
+    """
     got = sha256_file(path)
-    if got != expected:
+    if got == expected:
+        return
+    what = f"sha256 mismatch for {path.name} from {origin}\n  expected: {expected}\n  got:      {got}"
+    if ours:
         path.unlink(missing_ok=True)
-        raise DownloadError(f"sha256 mismatch for {path.name} from {origin}\n"
-                            f"  expected: {expected}\n  got:      {got}",
-                            fix="the file was deleted; another location is tried. If every location "
-                                "gives the same 'got', the recipe's hash may be wrong")
+        fix = "the file was deleted; another location is tried"
+    else:
+        aside = _move_aside(path)
+        what += f"\n  moved aside to {aside.name} (not deleted: it may be yours)"
+        fix = f"a good copy is fetched under its name; delete {aside.name} once you do not need it"
+    raise DownloadError(what, fix=fix + ". If every location gives the same 'got', "
+                                        "the recipe's hash may be wrong")
+
+
+def _move_aside(path: Path) -> Path:
+    """Rename `path` to a free `<name>.rejected[.N]` beside it."""
+    aside, n = path.with_name(path.name + ".rejected"), 1
+    while aside.exists():
+        n += 1
+        aside = path.with_name(f"{path.name}.rejected.{n}")
+    os.replace(path, aside)
+    return aside
+
+
+def part_path(dest: Path, url: str) -> Path:
+    """Where the bytes of `dest` from `url` collect: one partial file per URL."""
+    tag = hashlib.sha256(url.encode()).hexdigest()[:12]
+    return dest.with_name(f"{dest.name}.{tag}.part")
+
+
+def _remove_parts(dest: Path) -> None:
+    """Drop every partial file of `dest` (from any URL, or the old `<name>.part`)."""
+    own = re.compile(re.escape(dest.name) + r"(\.[0-9a-f]{12})?\.part")
+    for p in dest.parent.iterdir():
+        if own.fullmatch(p.name):
+            p.unlink(missing_ok=True)
 
 
 def _progress(name: str, total: int | None, initial: int):
@@ -68,81 +134,376 @@ def _progress(name: str, total: int | None, initial: int):
 
 
 def download(url: str, dest: Path, sha256: str, *, timeout: float = 30.0, retries: int = 4,
-             backoff: float = 1.0, session: requests.Session | None = None) -> Path:
-    """Fetch `url` into `dest` if it has `sha256`; raise DownloadError otherwise."""
+             backoff: float = 1.0, session: requests.Session | None = None, size: int = 0,
+             limits: Limits | None = None) -> Path:
+    """Fetch `url` into `dest` if it has `sha256`; raise DownloadError otherwise.
+
+    `size`: the file's size when known (recipe, Debian's index), 0 when not; `timeout`: the
+    longest wait for any single read.
+    """
     dest = Path(dest)
-    part = dest.with_name(dest.name + ".part")
-    session = session or requests.Session()
+    problem = url_problem(url)
+    if problem:
+        raise DownloadError(f"{url}: the URL {problem}", fix=NEXT)
+    job = _Job(url, dest, sha256, size, timeout, limits or Limits(), session or requests.Session())
     with file_lock(dest):
-        if dest.exists():  # another run finished it while we waited for the lock
-            verify(dest, sha256, str(dest))
+        if dest.exists() and _already_there(dest, sha256):
             return dest
-        attempt = 0
-        while True:
-            try:
-                _transfer(session, url, part, timeout)
-                break
-            except _Retryable as e:
-                attempt += 1
-                if attempt > retries:
-                    raise DownloadError(f"{url}: {e} (gave up after {retries} retries)",
-                                        fix="check the network or the mirror; the partial file is kept "
-                                            "and resumes next time") from None
-                wait = backoff * (2 ** (attempt - 1))
-                print(f"  {dest.name}: {e}; retry {attempt}/{retries} in {wait:.0f}s", file=sys.stderr)
-                time.sleep(wait)
-        verify(part, sha256, url)
-        os.replace(part, dest)
+        resumed = job.fetch(retries, backoff)
+        try:
+            job.check()
+        except DownloadError as e:
+            if not resumed:
+                raise
+            # the earlier bytes may be what is wrong: give this location one clean try
+            print(f"  {dest.name}: resumed download is bad ({e.what.splitlines()[0]}); "
+                  "starting over", file=sys.stderr)
+            job.fetch(retries, backoff)
+            job.check()
+        os.replace(job.part, dest)
+        _remove_parts(dest)
     return dest
+
+
+def _already_there(dest: Path, sha256: str) -> bool:
+    """Another run finished `dest` while we waited for the lock (a bad file is moved aside)."""
+    try:
+        verify(dest, sha256, f"distfiles {dest}")
+        return True
+    except DownloadError as e:
+        print("  " + e.what.replace("\n", "\n  "), file=sys.stderr)
+        return False
 
 
 class _Retryable(Exception):
     pass
 
 
-def _transfer(session: requests.Session, url: str, part: Path, timeout: float) -> None:
-    have = part.stat().st_size if part.exists() else 0
-    headers = {"Range": f"bytes={have}-"} if have else {}
+class _Restart(Exception):
+    """The partial file cannot be continued; it was deleted, so ask again from zero."""
+
+
+@dataclass
+class _Answer:
+    """What a response promises: where its bytes go in the file, and how many there are."""
+
+    offset: int         # bytes of the file before the body's first byte
+    total: int          # the whole file's size, or the most we accept when `exact` is False
+    exact: bool         # total is a size the server or the recipe stated, not just a limit
+
+
+class _Job:
+    """One URL into one file: attempts with retries, each bounded in size and time."""
+
+    def __init__(self, url, dest, sha256, size, timeout, limits, session):
+        self.url, self.dest, self.sha256, self.size = url, dest, sha256, size
+        self.timeout, self.limits, self.session = timeout, limits, session
+        self.part = part_path(dest, url)
+
+    def fetch(self, retries: int, backoff: float) -> bool:
+        """Fill the partial file; True when it continued bytes from before (a resume)."""
+        attempt, resumed = 0, False
+        while True:
+            try:
+                resumed = self._attempt() or resumed
+                return resumed
+            except _Restart:
+                continue  # the part is gone now, so this cannot repeat forever
+            except _Retryable as e:
+                attempt += 1
+                if attempt > retries:
+                    raise DownloadError(f"{self.url}: {e} (gave up after {retries} retries)",
+                                        fix="check the network or the mirror; the partial file is kept "
+                                            "and resumes next time") from None
+                wait = backoff * (2 ** (attempt - 1))
+                print(f"  {self.dest.name}: {e}; retry {attempt}/{retries} in {wait:.0f}s", file=sys.stderr)
+                time.sleep(wait)
+            except OSError as e:  # our side: the distfiles folder
+                raise DownloadError(f"cannot write {self.part}: {e.strerror or e}",
+                                    fix="check free space and permissions of the distfiles folder") from None
+
+    def check(self) -> None:
+        """Verify the finished part; name an HTML page as such, it is the usual impostor."""
+        with open(self.part, "rb") as f:
+            head = f.read(512)
+        try:
+            verify(self.part, self.sha256, self.url, ours=True)
+        except DownloadError:
+            if head.lstrip()[:14].lower().startswith(HTML_MAGIC):
+                raise DownloadError(f"{self.url} sent an HTML page, not the file",
+                                    fix="check that the mirror really has this file") from None
+            raise
+
+    # -- one attempt ---------------------------------------------------------------------
+
+    def _attempt(self) -> bool:
+        have = self._have()
+        if self.size and have == self.size:
+            return True  # complete from an earlier run; check() decides
+        clock = _Clock(self.limits)
+        headers = {"Accept-Encoding": "identity"}  # the pinned bytes, not a decoded copy
+        if have:
+            headers["Range"] = f"bytes={have}-"
+        resp = _open(self.session, self.url, headers, self.timeout, self.limits)
+        with resp:
+            _check_status(resp, self.url, self.part, have)
+            answer = self._answer(resp, have)
+            clock.deadline = self.limits.deadline(answer.total - answer.offset)
+            self._receive(resp, answer, clock)
+        return answer.offset > 0
+
+    def _have(self) -> int:
+        """Bytes of the part from earlier; a part larger than the file can be is deleted."""
+        have = self.part.stat().st_size if self.part.exists() else 0
+        if have > (self.size or self.limits.max_size):
+            self.part.unlink()
+            have = 0
+        return have
+
+    def _answer(self, resp: requests.Response, have: int) -> _Answer:
+        """Check the sizes the response states against what we know, before any body byte."""
+        length = _number(resp.headers.get("Content-Length"))
+        offset, whole = 0, None
+        if resp.status_code == 206:
+            offset, whole = _content_range(resp.headers.get("Content-Range", ""))
+            if offset != have:
+                self.part.unlink(missing_ok=True)
+                if have == 0:
+                    raise DownloadError(f"{self.url}: a partial answer (206) from byte {offset} to a request "
+                                        "for the whole file", fix=NEXT)
+                print(f"  {self.dest.name}: server resumed at byte {offset}, we have {have}; "
+                      "starting over", file=sys.stderr)
+                raise _Restart()
+        elif have and resp.status_code == 200:
+            self.part.unlink()  # the server ignored the Range header: its body is the whole file
+        stated = {whole} if whole is not None else set()
+        if length is not None:
+            stated.add(offset + length)
+        if len(stated) > 1:
+            self.part.unlink(missing_ok=True)
+            raise DownloadError(f"{self.url}: Content-Range and Content-Length disagree on the size "
+                                f"({' vs '.join(map(str, sorted(stated)))})", fix=NEXT)
+        if self.size:
+            if stated - {self.size}:
+                self.part.unlink(missing_ok=True)
+                raise DownloadError(f"{self.url}: the server announces {stated.pop()} bytes, but the file "
+                                    f"has {self.size}", fix=NEXT)
+            return _Answer(offset, self.size, True)
+        if stated:
+            total = stated.pop()
+            if total > self.limits.max_size:
+                self.part.unlink(missing_ok=True)
+                raise DownloadError(f"{self.url}: the server announces {total} bytes, more than the "
+                                    f"{self.limits.max_size} accepted for a file of unknown size", fix=NEXT)
+            return _Answer(offset, total, True)
+        return _Answer(offset, self.limits.max_size, False)
+
+    def _receive(self, resp: requests.Response, answer: _Answer, clock: _Clock) -> None:
+        """Append the body to the part, never beyond answer.total bytes and never too slowly."""
+        received = answer.offset
+        with open(self.part, "ab") as out, _Watchdog(resp, clock) as dog, \
+                _progress(self.dest.name, answer.total if answer.exact else None, received) as bar:
+            while True:
+                _timed_out(clock.verdict(), self.url)
+                chunk = _read(resp, self.url, received, dog, self.timeout)
+                if not chunk:
+                    break
+                if received + len(chunk) > answer.total:
+                    out.close()
+                    self.part.unlink(missing_ok=True)
+                    why = "the expected size" if answer.exact else "the limit for a file of unknown size"
+                    raise DownloadError(f"{self.url}: the body grew past {answer.total} bytes ({why}); "
+                                        "the partial file was deleted", fix=NEXT)
+                out.write(chunk)
+                received += len(chunk)
+                clock.count(len(chunk))
+                bar.update(len(chunk))
+            _timed_out(dog.fired, self.url)  # a cut socket can look like the end of the body
+        if answer.exact and received < answer.total:
+            raise _Retryable(f"connection closed after {received} of {answer.total} bytes")
+
+
+def _number(text: str | None) -> int | None:
+    return int(text) if text and text.strip().isdigit() else None
+
+
+def _content_range(text: str) -> tuple[int, int | None]:
+    """(first byte, whole size or None) of `bytes START-END/SIZE`; (-1, None) when unreadable."""
+    m = re.fullmatch(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*", text)
+    if not m or int(m.group(2)) < int(m.group(1)):
+        return -1, None
+    return int(m.group(1)), (int(m.group(3)) if m.group(3) != "*" else None)
+
+
+def _timed_out(reason: str, url: str) -> None:
+    if reason:
+        raise DownloadError(f"{url}: timed out: {reason}", fix="the server is too slow from here; " + NEXT)
+
+
+# -- talking to the server ----------------------------------------------------------------
+
+def _open(session: requests.Session, url: str, headers: dict, timeout: float,
+          limits: Limits) -> requests.Response:
+    """GET `url`, following redirects ourselves so that every hop is checked."""
+    seen = [url]
+    while True:
+        resp = _get(session, url, headers, timeout)
+        if resp.status_code not in REDIRECTS:
+            return resp
+        resp.close()
+        target = resp.headers.get("Location", "")
+        first = seen[0]
+        if not target.strip():
+            raise DownloadError(f"{first}: redirect (HTTP {resp.status_code}) without a Location", fix=NEXT)
+        try:
+            url = urljoin(url, target.strip())
+        except ValueError:
+            url = target
+        problem = url_problem(url)
+        if problem:
+            raise DownloadError(f"{first}: redirected to {target[:200]!r}, which {problem}", fix=NEXT)
+        if url in seen:
+            raise DownloadError(f"{first}: redirect loop at {url}", fix=NEXT)
+        seen.append(url)
+        if len(seen) > limits.max_redirects + 1:
+            raise DownloadError(f"{first}: more than {limits.max_redirects} redirects", fix=NEXT)
+
+
+def _get(session: requests.Session, url: str, headers: dict, timeout: float) -> requests.Response:
     try:
-        resp = session.get(url, headers=headers, stream=True, timeout=timeout, allow_redirects=True)
-    except (requests.ConnectionError, requests.Timeout) as e:
+        return _send(session, url, headers, timeout)
+    except requests.Timeout:
+        raise DownloadError(f"{url}: timed out: no answer within {timeout:g}s",
+                            fix="the server is too slow from here; " + NEXT) from None
+    except requests.exceptions.SSLError as e:  # a certificate does not become valid by retrying
+        raise DownloadError(f"{url}: TLS failed: {_first_line(e)}",
+                            fix="check the machine's CA certificates and clock, "
+                                "or use another mirror") from None
+    except requests.ConnectionError as e:
         reason = getattr(e.args[0], "reason", None) if e.args else None
         if isinstance(reason, NameResolutionError):  # not transient: no such host from here
             raise DownloadError(f"{url}: cannot resolve the host name",
                                 fix="check the URL, DNS, or network access") from None
         raise _Retryable(f"cannot connect: {type(e).__name__}") from None
-    with resp:
-        if resp.status_code == 416 and have:
-            part.unlink()  # our partial file is not a prefix of what the server has
-            raise _Retryable("server refused to resume (416); starting over")
-        if resp.status_code >= 500 or resp.status_code == 429:
-            raise _Retryable(f"HTTP {resp.status_code}")
-        if resp.status_code >= 400:
-            raise DownloadError(f"{url}: HTTP {resp.status_code} {resp.reason}",
-                                fix="the file is not at this location; the next one is tried")
-        ctype = resp.headers.get("Content-Type", "")
-        if "text/html" in ctype:
-            raise DownloadError(f"{url} answered with an HTML page (Content-Type: {ctype}), "
-                                "not the file: probably an error or login page",
-                                fix="check that the mirror really has this file")
-        mode = "ab"
-        if have and resp.status_code != 206:
-            have, mode = 0, "wb"  # server ignored the Range header: start over
-        length = resp.headers.get("Content-Length")
-        total = have + int(length) if length and length.isdigit() else None
-        received = have
-        with open(part, mode) as out, _progress(part.name[:-5], total, have) as bar:
-            try:
-                for chunk in resp.iter_content(CHUNK):
-                    if received == 0 and chunk.lstrip()[:14].lower().startswith(HTML_MAGIC):
-                        part.unlink(missing_ok=True)
-                        raise DownloadError(f"{url} sent an HTML page, not the file",
-                                            fix="check that the mirror really has this file")
-                    out.write(chunk)
-                    received += len(chunk)
-                    bar.update(len(chunk))
-            except (requests.ConnectionError, requests.Timeout,
-                    requests.exceptions.ChunkedEncodingError) as e:
-                raise _Retryable(f"connection lost after {received} bytes ({type(e).__name__})") from None
-        if total is not None and received < total:
-            raise _Retryable(f"connection closed after {received} of {total} bytes")
+    except (requests.RequestException, urllib3.exceptions.HTTPError, ValueError) as e:
+        # e.g. an invalid header in the answer; urllib3 raises some URL errors as ValueError
+        raise DownloadError(f"{url}: {type(e).__name__}: {_first_line(e)}", fix=NEXT) from None
+
+
+def _send(session: requests.Session, url: str, headers: dict, timeout: float) -> requests.Response:
+    """One request, no redirect handling at all: even with allow_redirects=False, Session.send
+    reads a redirect's whole body into memory and parses its Location."""
+    request = session.prepare_request(requests.Request("GET", url, headers=headers))
+    env = session.merge_environment_settings(request.url, {}, True, None, None)  # proxies, CA bundle
+    return session.get_adapter(request.url).send(request, stream=True, timeout=timeout, verify=env["verify"],
+                                                 cert=env["cert"], proxies=env["proxies"])
+
+
+def _check_status(resp: requests.Response, url: str, part: Path, have: int) -> None:
+    code = resp.status_code
+    if code == 416 and have:
+        part.unlink()  # our partial file is not a prefix of what the server has
+        print(f"  {url}: server refused to resume (416); starting over", file=sys.stderr)
+        raise _Restart()
+    if code >= 500 or code == 429:
+        raise _Retryable(f"HTTP {code}")
+    if code >= 400:
+        raise DownloadError(f"{url}: HTTP {code} {resp.reason}",
+                            fix="the file is not at this location; " + NEXT)
+    if code not in (200, 206):
+        raise DownloadError(f"{url}: unexpected answer HTTP {code} {resp.reason}", fix=NEXT)
+    ctype = resp.headers.get("Content-Type", "")
+    if "text/html" in ctype:
+        raise DownloadError(f"{url} answered with an HTML page (Content-Type: {ctype}), "
+                            "not the file: probably an error or login page",
+                            fix="check that the mirror really has this file")
+
+
+def _read(resp: requests.Response, url: str, received: int, dog: _Watchdog, timeout: float) -> bytes:
+    """The next bytes as they arrive (read1: a drip returns each few bytes, so the clock is
+    checked between them), raw: a Content-Encoding is never undone."""
+    try:
+        return resp.raw.read1(CHUNK, decode_content=False)
+    except urllib3.exceptions.ReadTimeoutError:
+        raise DownloadError(f"{url}: timed out: no data for {timeout:g}s after {received} bytes",
+                            fix="the server is too slow from here; " + NEXT) from None
+    except (urllib3.exceptions.HTTPError, OSError) as e:
+        _timed_out(dog.fired, url)
+        if isinstance(e, urllib3.exceptions.ProtocolError):
+            raise _Retryable(f"connection lost after {received} bytes") from None
+        raise DownloadError(f"{url}: {type(e).__name__}: {_first_line(e)}", fix=NEXT) from None
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).splitlines() or [""])[0][:300]
+
+
+# -- time limits ----------------------------------------------------------------------------
+
+class _Clock:
+    """The deadline and the low-speed limit of one attempt; read from two threads."""
+
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        self.start = self.window = time.monotonic()
+        self.deadline = limits.deadline(limits.max_size)  # until the answer says how big
+        self.in_window = 0
+        self.lock = threading.Lock()
+
+    def count(self, n: int) -> None:
+        with self.lock:
+            self.in_window += n
+
+    def verdict(self) -> str:
+        """Why this attempt must stop now, or ""."""
+        now = time.monotonic()
+        with self.lock:
+            if now - self.start > self.deadline:
+                return f"not done after {self.deadline:g}s"
+            span = self.limits.low_speed_time
+            if now - self.window < span:
+                return ""
+            if self.in_window < self.limits.low_speed * span:
+                return (f"{self.in_window} bytes in {now - self.window:.1f}s, slower than "
+                        f"{self.limits.low_speed} bytes/s")
+            self.window, self.in_window = now, 0
+            return ""
+
+
+class _Watchdog:
+    """Shuts the connection when the clock runs out while a read is blocked: a server can drip
+    chunk headers a byte at a time, which no check between reads would see."""
+
+    def __init__(self, resp: requests.Response, clock: _Clock):
+        self.sock = getattr(getattr(resp.raw, "connection", None), "sock", None)
+        self.clock = clock
+        self.fired = ""
+        self.done = threading.Event()
+        self.lock = threading.Lock()
+        self.interval = max(0.01, min(1.0, clock.limits.low_speed_time / 4))
+        self.thread = threading.Thread(target=self._run, daemon=True, name="download-watchdog")
+
+    def __enter__(self) -> _Watchdog:
+        if self.sock is not None:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with self.lock:  # after this the socket may go back to the pool: never shut it then
+            self.done.set()
+        if self.thread.is_alive():
+            self.thread.join()
+
+    def _run(self) -> None:
+        while not self.done.wait(self.interval):
+            reason = self.clock.verdict()
+            if not reason:
+                continue
+            with self.lock:
+                if not self.done.is_set():
+                    self.fired = reason
+                    try:
+                        self.sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+            return

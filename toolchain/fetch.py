@@ -17,7 +17,7 @@ from pathlib import Path
 import requests
 
 from .debian import Apt
-from .download import DownloadError, download, file_lock, verify
+from .download import DownloadError, Limits, download, file_lock, verify
 from .errors import FetchError
 from .recipes import Location
 
@@ -32,13 +32,13 @@ class Fetched:
 class Fetcher:
     def __init__(self, distfiles: Path, *, mirrors: tuple[str, ...] = (), offline: bool = False,
                  upstream: bool = True, apt: Apt | None = None, timeout: float = 30.0,
-                 retries: int = 4, backoff: float = 1.0):
+                 retries: int = 4, backoff: float = 1.0, limits: Limits | None = None):
         self.distfiles = Path(distfiles)
         self.mirrors = tuple(m.rstrip("/") for m in mirrors)
         self.offline = offline
         self.upstream = upstream
         self.apt = apt
-        self.opts = {"timeout": timeout, "retries": retries, "backoff": backoff}
+        self.opts = {"timeout": timeout, "retries": retries, "backoff": backoff, "limits": limits}
         self.session = requests.Session()
         self.session.headers["User-Agent"] = "musl-toolchain-fetch"
 
@@ -87,9 +87,10 @@ class Fetcher:
             for loc in locations:
                 url = f"{mirror}/{loc.stored_name}"
                 try:
-                    return Fetched(self._download(url, loc.stored_name, loc.sha256), loc, url)
+                    size = _known_size(loc.sha256, locations)
+                    return Fetched(self._download(url, loc.stored_name, loc.sha256, size), loc, url)
                 except FetchError as e:
-                    self._failed(tried, f"mirror {url}: {e.what}")
+                    self._failed(tried, f"mirror {url}: {_without(e.what, url)}")
         return None
 
     def _from_upstream(self, locations, tried):
@@ -99,9 +100,10 @@ class Fetcher:
             if loc.kind != "url":
                 continue
             try:
-                return Fetched(self._download(loc.url, loc.file, loc.sha256), loc, loc.url)
+                path = self._download(loc.url, loc.file, loc.sha256, _known_size(loc.sha256, locations))
+                return Fetched(path, loc, loc.url)
             except FetchError as e:
-                self._failed(tried, f"{loc.url}: {e.what}")
+                self._failed(tried, f"{loc.url}: {_without(e.what, loc.url)}")
         return None
 
     def _from_debian(self, locations, tried):
@@ -117,12 +119,12 @@ class Fetcher:
             except FetchError as e:
                 self._failed(tried, f"Debian's source archive: {e.what}")
                 return None
-            result = self._from_debian_index(debian_locs, tried)
+            result = self._from_debian_index(debian_locs, locations, tried)
             if result or self.apt.just_updated:
                 return result
         return None
 
-    def _from_debian_index(self, debian_locs, tried):
+    def _from_debian_index(self, debian_locs, locations, tried):
         for loc in debian_locs:
             versions = self.apt.candidates(loc.debian, loc.debian_upstream_version)
             if not versions:
@@ -134,13 +136,15 @@ class Fetcher:
                 if not names:
                     self._failed(tried, f"Debian {loc.debian} {version}: no file {loc.file}")
                     continue
-                url, index_sha = files[names[0]]
+                url, index_sha, index_size = files[names[0]]
                 if not loc.member and index_sha != loc.sha256:
                     self._failed(tried, f"Debian {loc.debian} {version}: index lists {names[0]} with sha256 "
                                  f"{index_sha}, recipe pins {loc.sha256}")
                     continue
                 try:
-                    path = self._download(url, names[0], index_sha)
+                    # a member's size is not the outer file's: only a location of the same bytes counts
+                    size = _known_size(index_sha, locations) or index_size
+                    path = self._download(url, names[0], index_sha, size)
                     if loc.member:
                         path = self._extract_member(path, loc)
                     return Fetched(path, loc, f"Debian {loc.debian} {version}: {url}")
@@ -156,16 +160,19 @@ class Fetcher:
         tried.append(message)
         print(f"  skipped: {_indent(message)}", file=sys.stderr, flush=True)
 
-    def _download(self, url: str, name: str, sha256: str) -> Path:
-        return download(url, self.distfiles / name, sha256, session=self.session, **self.opts)
+    def _download(self, url: str, name: str, sha256: str, size: int) -> Path:
+        return download(url, self.distfiles / name, sha256, session=self.session, size=size, **self.opts)
 
     def _extract_member(self, archive: Path, loc: Location) -> Path:
         """Take `loc.member` out of `archive` into distfiles, verified, atomically."""
         dest = self.distfiles / loc.stored_name
         with file_lock(dest):
-            if dest.exists():
-                verify(dest, loc.sha256, f"distfiles {dest}")
-                return dest
+            if dest.exists():  # another run extracted it meanwhile; a bad copy is moved aside
+                try:
+                    verify(dest, loc.sha256, f"distfiles {dest}")
+                    return dest
+                except DownloadError as e:
+                    print(f"  {_indent(e.what)}", file=sys.stderr)
             tmp = None
             try:
                 with tarfile.open(archive) as tar:
@@ -180,7 +187,7 @@ class Fetcher:
                     with os.fdopen(fd, "wb") as out:
                         while block := src.read(1 << 20):
                             out.write(block)
-                verify(Path(tmp), loc.sha256, f"{archive.name} member {loc.member}")
+                verify(Path(tmp), loc.sha256, f"{archive.name} member {loc.member}", ours=True)
                 os.replace(tmp, dest)
             except (tarfile.TarError, OSError, EOFError) as e:
                 raise DownloadError(f"cannot read {archive.name}: {e}") from None
@@ -188,6 +195,16 @@ class Fetcher:
                 if tmp and os.path.exists(tmp):
                     os.unlink(tmp)
         return dest
+
+
+def _known_size(sha256: str, locations) -> int:
+    """The size of the bytes with this sha256, if a location of them states it."""
+    return next((loc.size for loc in locations if loc.size and loc.sha256 == sha256), 0)
+
+
+def _without(what: str, url: str) -> str:
+    """A download's message without its leading URL, which the caller names already."""
+    return what[len(url):].lstrip(": ") if what.startswith(url + ":") or what.startswith(url + " ") else what
 
 
 def _indent(text: str) -> str:

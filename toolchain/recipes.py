@@ -10,10 +10,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
 from .errors import RecipeError
+from .urls import url_problem
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPES_DIR = ROOT / "recipes"
@@ -172,6 +174,7 @@ class Patch:
     locations: tuple[Location, ...] = ()    # remote patch; empty for a local file
     path: Path | None = None                # local patch file
     where: str = ""
+    size: int = 0            # bytes of the file (of `member` when set), bounding its download; 0: unknown
 
     @property
     def remote(self) -> bool:
@@ -258,7 +261,7 @@ def _version_key(v: str) -> tuple:
 
 def _location(c: _Checker, m: Any, what: str) -> Location:
     c.fields(m, what, {"sha256": str, "hash_from": str},
-             {"url": str, "debian": str, "file": str, "member": str, "variant": str},
+             {"url": str, "debian": str, "file": str, "member": str, "variant": str, "size": int},
              hint="a location is `url:` or `debian:` + `file:`, with `sha256:` and `hash_from:`")
     kinds = [k for k in ("url", "debian") if m.get(k)]
     if len(kinds) != 1:
@@ -267,19 +270,25 @@ def _location(c: _Checker, m: Any, what: str) -> Location:
                               "with `file: NAME` for Debian's source archive")
     sha = c.sha256(m)
     variant = m.get("variant") or ""
+    size = m.get("size") or 0
+    if "size" in m and (isinstance(m["size"], bool) or not isinstance(m["size"], int) or m["size"] <= 0):
+        raise RecipeError(f"size {m['size']!r} is not a positive number of bytes", where=c.where(m, "size"),
+                          fix="write the size printed by `stat -c %s FILE` for the file with this sha256, "
+                              "or leave `size:` out")
     if variant and variant not in VARIANTS:
         raise RecipeError(f"unknown variant {variant!r}", where=c.where(m, "variant"),
                           fix="known variants: " + ", ".join(VARIANTS))
     if kinds[0] == "url":
         url = m["url"]
-        if not re.match(r"^(https?|ftp)://[^/]+/.+", url):
-            raise RecipeError(f"{url!r} is not an http(s) or ftp URL of a file", where=c.where(m, "url"),
-                              fix="write the full download URL, e.g. https://host/path/name.tar.xz")
+        problem = url_problem(url) or ("" if urlsplit(url).path.rsplit("/", 1)[-1] else "names no file")
+        if problem:
+            raise RecipeError(f"url {url!r} {problem}", where=c.where(m, "url"),
+                              fix="write the full http(s) download URL, e.g. https://host/path/name.tar.xz")
         if m.get("member"):
             raise RecipeError("'member' is only supported for debian locations", where=c.where(m, "member"),
                               fix="point `url:` at the file itself")
         name = m.get("file") or url.rstrip("/").rsplit("/", 1)[-1]
-        loc = Location("url", name, sha, m["hash_from"], url=url, variant=variant, where=c.where(m))
+        loc = Location("url", name, sha, m["hash_from"], url=url, variant=variant, where=c.where(m), size=size)
     else:
         if not m.get("file"):
             raise RecipeError(f"{what} has no 'file'", where=c.where(m),
@@ -290,7 +299,7 @@ def _location(c: _Checker, m: Any, what: str) -> Location:
                               where=c.where(m, "file"),
                               fix="pin the exact orig file name; revisions vary only for debian.tar.xz")
         loc = Location("debian", name, sha, m["hash_from"], debian=m["debian"],
-                       member=m.get("member") or "", variant=variant, where=c.where(m))
+                       member=m.get("member") or "", variant=variant, where=c.where(m), size=size)
         if not name.startswith(loc.debian + "_") or not loc.debian_upstream_version:
             raise RecipeError(f"{name!r} is not a file name of Debian source package {loc.debian!r}",
                               where=c.where(m, "file"),

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .errors import ToolchainError
 from .recipes import PACKAGES, RECIPES_DIR, ROOT
+from .urls import url_problem
 
 ENV_PREFIX = "TOOLCHAIN_"
 
@@ -92,9 +93,11 @@ def load(cmdline: dict[str, str] | None = None, env: dict[str, str] | None = Non
         raise ToolchainError(f"jobs={jobs_text!r} is not a positive number", fix="write e.g. jobs=2")
     mirrors = tuple(m for m in get("mirrors", "").replace(",", " ").split() if m)
     for m in mirrors:
-        if not m.startswith(("http://", "https://", "ftp://")):
-            raise ToolchainError(f"mirror {m!r} is not an http(s) or ftp URL",
-                                 fix="write the base URL of a flat folder, e.g. https://mirror.example/distfiles")
+        problem = url_problem(m, base=True)
+        if problem:
+            raise ToolchainError(f"mirror {m!r} {problem}", where="setting mirrors",
+                                 fix="write the http(s) base URL of a flat folder, e.g. "
+                                     "https://mirror.example/distfiles")
     versions = {}
     for pkg in PACKAGES:
         v = cmdline.get(pkg) or env.get(f"{ENV_PREFIX}VERSION_{pkg.upper()}")
