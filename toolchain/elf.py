@@ -3,8 +3,11 @@ the plain-words verdict on whether a binary runs on another Linux of its archite
 from __future__ import annotations
 
 import io
+import os
 import re
+import stat
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 from elftools.common.exceptions import ELFError
@@ -28,8 +31,8 @@ class NotElf(ToolchainError):
 class Facts:
     name: str
     elf_class: int
-    machine: str
-    e_type: str
+    machine: str | int           # "EM_X86_64"; the number when pyelftools does not know it
+    e_type: str | int
     interpreter: str = ""
     needed: list[str] = field(default_factory=list)
     runpath: list[str] = field(default_factory=list)
@@ -50,7 +53,7 @@ class Facts:
             return "static"
         if self.e_type == "ET_DYN":
             return "static-pie" if self.pie_flag else "shared library"
-        return self.e_type
+        return str(self.e_type)
 
     @property
     def portable(self) -> bool:
@@ -58,50 +61,121 @@ class Facts:
 
 
 def facts(data: bytes | Path, name: str = "") -> Facts:
-    """Facts of one ELF file (bytes or path)."""
-    if isinstance(data, Path):
-        name = name or str(data)
-        try:
-            data = data.read_bytes()
-        except OSError as e:
-            raise NotElf(f"cannot read: {e.strerror}", where=name) from None
-    if data[:4] != b"\x7fELF":
-        raise NotElf("not an ELF file", where=name)
+    """Facts of one ELF file (bytes, e.g. an ar member, or a path). A path is looked at with
+    stat first: opening a FIFO would block and /dev/zero never ends. Only headers and the few
+    sections that matter are read, so a 4 GiB file costs what its headers cost."""
+    if not isinstance(data, Path):
+        return _parse(io.BytesIO(data), name)
+    name = name or str(data)
     try:
-        elf = ELFFile(io.BytesIO(data))
+        st = os.stat(data)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotElf(f"not a regular file ({_KINDS.get(stat.S_IFMT(st.st_mode), 'unknown kind')})",
+                         where=name)
+        # O_NONBLOCK: a FIFO swapped in after the stat must not block us either
+        with open(os.open(data, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY), "rb") as file:
+            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                raise NotElf("not a regular file (it changed while being read)", where=name)
+            return _parse(file, name)
+    except (OSError, ValueError) as e:  # ValueError: a NUL in the name
+        raise NotElf(f"cannot read: {getattr(e, 'strerror', None) or e}", where=name) from None
+
+
+_KINDS = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device",
+          stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket"}
+LIMIT = 1000            # sections, segments, notes, dynamic tags, versions examined (per table)
+READ_BYTES = 16 << 20   # what pyelftools may read of one file, in all
+READ_CALLS = 100_000    # in how many reads (a struct field is one read)
+
+
+class _Capped:
+    """The file as pyelftools sees it. pyelftools trusts the sizes and counts in the file (a
+    note or string table claiming gigabytes, e_shnum huge, a dynamic table without DT_NULL),
+    so a hostile file could make it allocate or loop for ever; this budget ends that as an
+    error, which facts() reports as a damaged file."""
+
+    def __init__(self, file):
+        self.file, self.bytes, self.calls = file, READ_BYTES, READ_CALLS
+        self.seek, self.tell = file.seek, file.tell
+
+    def read(self, n: int = -1) -> bytes:
+        self.calls -= 1
+        if n is None or n < 0 or n > self.bytes or self.calls < 0:
+            raise ELFError("sizes or counts that lie: too much to read")
+        data = self.file.read(n) or b""
+        self.bytes -= len(data)
+        return data
+
+
+def _parse(file, name: str) -> Facts:
+    if file.read(4) != b"\x7fELF":
+        raise NotElf("not an ELF file", where=name)
+    size = file.seek(0, io.SEEK_END)
+    try:
+        elf = ELFFile(_Capped(file))
         f = Facts(name, elf.elfclass, elf.header.e_machine, elf.header.e_type)
         if f.machine == "EM_ARM":
             flags = elf.header.e_flags
             f.eabi_version = (flags >> 24) & 0xFF
             f.float_abi = "hard" if flags & EF_ARM_ABI_FLOAT_HARD else "soft" if flags & EF_ARM_ABI_FLOAT_SOFT else ""
-        for seg in elf.iter_segments():
-            if seg.header.p_type == "PT_INTERP":
-                f.interpreter = seg.get_interp_name()
-        for sec in elf.iter_sections():
+        # headers first (pyelftools 0.33, pinned), and only the sections we need built: its
+        # iterators build every section (hash tables read in full), a PT_DYNAMIC segment all of them
+        for i in range(min(elf.num_segments(), LIMIT)):
+            h = elf._get_segment_header(i)
+            if h.p_type == "PT_INTERP":
+                f.interpreter = _interp(file, size, h)
+        for i in range(min(elf.num_sections(), LIMIT)):
+            h = elf._get_section_header(i)
+            if h.sh_type not in ("SHT_DYNAMIC", "SHT_NOTE", "SHT_GNU_verneed"):
+                continue
+            if h.sh_offset + h.sh_size > size:
+                raise ELFError(f"section {i} ({h.sh_type}) runs past the end of the file")
+            sec = elf.get_section(i)
             if isinstance(sec, DynamicSection):
-                for tag in sec.iter_tags():
+                for tag in islice(sec.iter_tags(), LIMIT):
                     t = tag.entry.d_tag
                     if t == "DT_NEEDED":
-                        f.needed.append(tag.needed)
+                        f.needed.append(_text(tag.needed))
                     elif t == "DT_RUNPATH":
-                        f.runpath += tag.runpath.split(":")
+                        f.runpath += _text(tag.runpath).split(":")
                     elif t == "DT_RPATH":
-                        f.rpath += tag.rpath.split(":")
+                        f.rpath += _text(tag.rpath).split(":")
                     elif t == "DT_FLAGS_1" and tag.entry.d_val & DF_1_PIE:
                         f.pie_flag = True
             elif isinstance(sec, NoteSection):
-                for note in sec.iter_notes():
-                    if note["n_type"] == "NT_GNU_ABI_TAG" and note["n_desc"]["abi_os"] == "ELF_NOTE_OS_LINUX":
+                for note in islice(sec.iter_notes(), LIMIT):
+                    # other systems (FreeBSD, ...) use the same n_type; GNU's desc is 16 bytes
+                    gnu = note["n_name"] == "GNU" and note["n_descsz"] >= 16 and note["n_type"] == "NT_GNU_ABI_TAG"
+                    if gnu and note["n_desc"]["abi_os"] == "ELF_NOTE_OS_LINUX":
                         d = note["n_desc"]
                         f.min_kernel = f"{d['abi_major']}.{d['abi_minor']}.{d['abi_tiny']}"
             elif isinstance(sec, GNUVerNeedSection):
-                versions = [aux.name for _, auxes in sec.iter_versions() for aux in auxes]
-                glibc = [v for v in versions if re.fullmatch(r"GLIBC_\d+(\.\d+)*", v)]
+                versions = [_text(aux.name) for _, auxes in islice(sec.iter_versions(), LIMIT)
+                            for aux in islice(auxes, LIMIT)]
+                glibc = [v for v in versions if re.fullmatch(r"GLIBC_\d{1,9}(\.\d{1,9})*", v)]
                 if glibc:
                     f.glibc_max = max(glibc, key=lambda v: tuple(int(x) for x in v[6:].split(".")))
         return f
-    except (ELFError, ValueError, KeyError) as e:
-        raise NotElf(f"damaged ELF file: {e}", where=name) from None
+    except Exception as e:  # noqa: BLE001 - pyelftools fails in many ways (struct.error, KeyError, ...)
+        why = _text(str(e).strip().partition("\n")[0], 200)
+        if not isinstance(e, ELFError):
+            why = f"{type(e).__name__}{': ' if why else ''}{why}"
+        raise NotElf(f"damaged ELF file: {why}", where=name) from None
+
+
+def _interp(file, size: int, h) -> str:
+    """PT_INTERP read by hand: pyelftools reads it a byte at a time up to a NUL, however far."""
+    if h.p_filesz > 4096 or h.p_offset + h.p_filesz > size:
+        raise ELFError(f"PT_INTERP of {h.p_filesz} bytes at offset {h.p_offset}")
+    file.seek(h.p_offset)
+    return _text(file.read(h.p_filesz).partition(b"\0")[0].decode("utf-8", "replace"))
+
+
+def _text(s: str, most: int = 1000) -> str:
+    """A string from the file, safe to print in a CI log: printable ASCII (no terminal escapes,
+    no newlines), not too long."""
+    safe = "".join(c if " " <= c <= "~" else c.encode("unicode_escape").decode() for c in s[:most])
+    return safe + "..." if len(s) > most else safe
 
 
 def ar_members(path: Path) -> list[tuple[str, bytes]]:
@@ -130,7 +204,7 @@ def ar_members(path: Path) -> list[tuple[str, bytes]]:
 
 def verdict(f: Facts) -> list[str]:
     """Plain words: does it run on another Linux of its architecture, and if not, why."""
-    arch = f"{f.machine.removeprefix('EM_')} ({f.elf_class}-bit)"
+    arch = f"{_machine(f).removeprefix('EM_')} ({f.elf_class}-bit)"
     kernel = f" {f.min_kernel} or newer" if f.min_kernel else ""
     if f.linkage == "static":
         return [f"static: runs on any Linux kernel{kernel} for {arch}; needs no libc, loader or "
@@ -142,6 +216,8 @@ def verdict(f: Facts) -> list[str]:
         return ["an object file, not a program: link it first"]
     if f.linkage == "shared library":
         return ["a shared library, not a program"]
+    if f.linkage != "dynamic":
+        return [f"not a program (e_type {f.e_type})"]
     why = ["dynamic: it runs only where these are present:"]
     if f.interpreter:
         why.append(f"- the program interpreter {f.interpreter} (missing on NixOS and other non-FHS "
@@ -157,10 +233,15 @@ def verdict(f: Facts) -> list[str]:
     return why
 
 
+def _machine(f: Facts) -> str:
+    """pyelftools names the machines it knows and gives the number of the others."""
+    return f.machine if isinstance(f.machine, str) else f"e_machine {f.machine:#x}"
+
+
 def report(f: Facts) -> str:
     lines = [f"{f.name}:",
              f"  class        ELF{f.elf_class}",
-             f"  machine      {f.machine}",
+             f"  machine      {_machine(f)}",
              f"  type         {f.e_type} ({f.linkage})"]
     if f.machine == "EM_ARM":
         lines.append(f"  float ABI    {f.float_abi or 'unspecified'} (EABI version {f.eabi_version})")
