@@ -9,16 +9,25 @@ import sys
 
 from doit import doit_cmd
 
+from toolchain import cmdline, hosttools, interrupt
 from toolchain.errors import ToolchainError
 from toolchain.tasks import (Context, download_task, fetch_tasks, settings_task, source_tasks,
                              sources_tasks, stage_tasks, toolchain_tasks)
 
+# doit's command line, when doit loads this file (not when a test imports it)
+REQUEST = cmdline.parse(sys.argv[1:]) if doit_cmd._CMDLINE_VARS is not None else None
+if REQUEST:
+    interrupt.install()
+
 try:
     CTX = Context(cmdline=doit_cmd._CMDLINE_VARS or {})  # doit's parsed name=value arguments
+    if REQUEST:
+        cmdline.check_names(REQUEST, CTX.recipes, CTX.versions)
+        for note in hosttools.check_request(REQUEST, CTX):  # before any download
+            print(note, file=sys.stderr)
 except ToolchainError as e:
     sys.exit(f"error: {e}")
 
-CTX.settings.out.mkdir(parents=True, exist_ok=True)  # doit opens its dep file there
 DOIT_CONFIG = CTX.doit_config()
 
 

@@ -10,6 +10,7 @@ repro builds a target twice in two folders and compares the tarballs (see toolch
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from .errors import ToolchainError
 
 
 def doctor(files: list[str]) -> int:
+    """Report each file, or say in one line on stderr why it cannot be (not a regular file, not
+    ELF, damaged); a bad file never stops the others being reported, nor gives a traceback."""
     status = 0
     for name in files:
         try:
@@ -48,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "doctor":
         return doctor(args.files)
-    from . import repro
+    from . import cmdline, interrupt, recipes, repro
     extra = {}
     for item in args.settings:
         name, sep, value = item.partition("=")
@@ -56,11 +59,19 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"setting {item!r} is not NAME=VALUE")
         extra[name] = value
     try:
+        # the target is checked before any work (a full repro runs for an hour)
+        recipes_dir = extra.get("recipes") or os.environ.get("TOOLCHAIN_RECIPES") or str(recipes.RECIPES_DIR)
+        targets = list(recipes.load(Path(recipes_dir).expanduser()).targets)
+        if args.target not in targets:
+            raise cmdline.unknown_target(args.target, targets, f"repro {args.target}")
         return repro.run(args.target, args.dir.absolute(), args.distfiles.absolute(), extra,
                          args.built.absolute() if args.built else None, args.parallel)
     except ToolchainError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return interrupt.EXIT_STATUS
 
 
 if __name__ == "__main__":

@@ -65,13 +65,38 @@ def _read_yaml(path: Path) -> Any:
     try:
         with open(path, encoding="utf-8") as f:
             return yaml.load(f, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except UnicodeDecodeError:
+        data = path.read_bytes()   # the error's offset is into one chunk: decode the whole file
+        start = _first_non_utf8(data)
+        line = data[:start].count(b"\n") + 1
+        raise RecipeError(f"not UTF-8: byte 0x{data[start]:02x} at offset {start}",
+                          where=f"{_rel(path)}:{line}",
+                          fix="save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`), or write "
+                              "that character in plain ASCII") from None
+    except yaml.reader.ReaderError as e:   # e.g. a control character; it gives a character offset
+        text = path.read_text(encoding="utf-8", errors="replace")
+        line = text[:e.position].count("\n") + 1
+        escape = f"\\x{e.character:02x}" if e.character < 0x100 else f"\\u{e.character:04x}"
+        raise RecipeError(f"not valid YAML: character U+{e.character:04X} is not allowed in YAML",
+                          where=f"{_rel(path)}:{line}",
+                          fix=f"delete it, or write it as the escape {escape} inside double quotes") from None
     except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark
+        mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else 0
-        raise RecipeError(f"not valid YAML: {e.problem}", where=f"{_rel(path)}:{line}",
+        raise RecipeError(f"not valid YAML: {e.problem or e.context}", where=f"{_rel(path)}:{line}",
                           fix="check indentation and quoting on that line") from None
+    except yaml.YAMLError as e:
+        raise RecipeError(f"not valid YAML: {e}", where=_rel(path)) from None
     except OSError as e:
         raise RecipeError(f"cannot read recipe: {e.strerror}", where=_rel(path)) from None
+
+
+def _first_non_utf8(data: bytes) -> int:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return e.start
+    return 0
 
 
 def _rel(path: Path) -> str:
@@ -144,6 +169,7 @@ class Location:
     member: str = ""         # path of the wanted file inside the outer archive
     variant: str = ""        # e.g. "dfsg": the bytes differ from upstream; variant patches apply
     where: str = ""
+    size: int = 0            # bytes of the file (of `member` when set), bounding its download; 0: unknown
 
     @property
     def stored_name(self) -> str:
@@ -174,7 +200,6 @@ class Patch:
     locations: tuple[Location, ...] = ()    # remote patch; empty for a local file
     path: Path | None = None                # local patch file
     where: str = ""
-    size: int = 0            # bytes of the file (of `member` when set), bounding its download; 0: unknown
 
     @property
     def remote(self) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,12 +104,25 @@ def load(cmdline: dict[str, str] | None = None, env: dict[str, str] | None = Non
         v = cmdline.get(pkg) or env.get(f"{ENV_PREFIX}VERSION_{pkg.upper()}")
         if v:
             versions[pkg] = v
+
+    def shown(name: str) -> str:
+        """How the user gave the setting, for errors: out= (or the default) or TOOLCHAIN_OUT=."""
+        from_env = name not in cmdline and ENV_PREFIX + name.upper() in env
+        return f"{ENV_PREFIX}{name.upper()}=" if from_env else f"{name}="
+
+    offline = _bool("offline", get("offline", "0"))
+    out = _folder("out", shown("out"), get("out", str(ROOT / "out"))).resolve()
+    _writable("out", shown("out"), out)   # doit opens its dep file there at once
+    distfiles = _folder("distfiles", shown("distfiles"),
+                        get("distfiles", str(_cache_home() / "distfiles"))).absolute()
+    if not offline:                        # offline, a read-only copy of distfiles is fine
+        _writable("distfiles", shown("distfiles"), distfiles)
     return Settings(
-        out=Path(get("out", str(ROOT / "out"))).expanduser().resolve(),
-        distfiles=Path(get("distfiles", str(_cache_home() / "distfiles"))).expanduser().absolute(),
+        out=out,
+        distfiles=distfiles,
         mirrors=mirrors,
         jobs=int(jobs_text),
-        offline=_bool("offline", get("offline", "0")),
+        offline=offline,
         upstream=_bool("upstream", get("upstream", "1")),
         debian=_bool("debian", get("debian", "1")),
         debian_suites=tuple(get("debian_suites", "bookworm trixie forky sid").replace(",", " ").split()),
@@ -116,6 +130,44 @@ def load(cmdline: dict[str, str] | None = None, env: dict[str, str] | None = Non
         recipes=Path(get("recipes", str(RECIPES_DIR))).expanduser().absolute(),
         languages=_languages(get("languages", "c,c++")),
     )
+
+
+FOLDER_EXAMPLES = {"out": "./out", "distfiles": "~/.cache/musl-toolchain/distfiles"}
+
+
+def _folder(name: str, shown: str, text: str) -> Path:
+    """A folder setting: not empty (Path("") would be the current folder), not a file.
+    `shown` is how the user gave it: `out=` or `TOOLCHAIN_OUT=`."""
+    if not text.strip():
+        raise ToolchainError(f"{shown}{text!r} is empty",
+                             fix=f"name a folder, e.g. {name}={FOLDER_EXAMPLES[name]}, or drop the setting "
+                                 "for the default")
+    path = Path(text).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ToolchainError(f"{shown}{text!r} is a file, not a folder",
+                             fix=f"name a folder, e.g. {name}={FOLDER_EXAMPLES[name]}")
+    blocker = _file_above(path)
+    if blocker:
+        raise ToolchainError(f"{shown}{text!r} cannot be a folder: {blocker} is a file",
+                             fix=f"name a folder, e.g. {name}={FOLDER_EXAMPLES[name]}")
+    return path
+
+
+def _file_above(path: Path) -> Path | None:
+    return next((p for p in path.absolute().parents if p.exists() and not p.is_dir()), None)
+
+
+def _writable(name: str, shown: str, path: Path) -> None:
+    """Create the folder (and its parents) and a file in it, so that a folder that cannot be
+    written is one error now, not a failed task later; only that test file is removed."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ToolchainError(f"{shown}{str(path)!r} cannot be written: {e.strerror or e}",
+                             fix=f"name a folder you can write, e.g. {name}={FOLDER_EXAMPLES[name]}") from None
 
 
 def _languages(text: str) -> tuple[str, ...]:

@@ -41,6 +41,10 @@ def _guarded(fn, *args):
         fn(*args)
     except ToolchainError as e:
         return TaskFailed(str(e))
+    except OSError as e:   # a full disk, a folder that became read-only: no traceback for that
+        where = f"{e.filename}: " if e.filename else ""
+        return TaskFailed(f"{where}{e.strerror or e}\n  fix: check the free space and permissions there, "
+                          "then run again (finished stages are kept)")
     return None
 
 

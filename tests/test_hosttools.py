@@ -1,0 +1,114 @@
+"""Host programs: what the selected tasks need, from the stage graph, checked before any work."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from toolchain import hosttools, recipes
+from toolchain.cmdline import Request
+from toolchain.errors import ToolchainError
+
+REPO = Path(__file__).resolve().parent.parent
+RECIPES = recipes.load()
+TARGETS = list(RECIPES.targets)
+KEYS = [v.key for v in RECIPES.select().values()]
+QEMU = {n: t.qemu for n, t in RECIPES.targets.items()}
+REQUIRED = sorted({t.program for t in hosttools.TOOLS if not t.optional and t.program != hosttools.QEMU})
+
+
+def needed(*tasks: str) -> dict[str, set[str]]:
+    return hosttools.work(Request("run", tasks), TARGETS, KEYS)
+
+
+def fake_path(tmp_path: Path, monkeypatch, *programs: str) -> None:
+    """PATH is a folder holding only these (fake) programs."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for p in programs:
+        (bin_dir / p).write_text("#!/bin/sh\nexit 0\n")
+        (bin_dir / p).chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+
+
+def test_needs_follow_the_stage_graph():
+    assert needed() == {} and needed("settings") == {}
+    assert needed("fetch:" + KEYS[0]) == {"fetch": {""}} and needed("download") == {"fetch": {""}}
+    assert set(needed("sources:aarch64")) == {"fetch", "source"}
+    assert set(needed("binutils:x86_64")) == {"fetch", "source", "binutils"}
+    assert set(needed("musl:armv7")) == {"fetch", "source", "binutils", "gcc_core", "libgcc_static", "musl"}
+    whole = needed("toolchain:aarch64")
+    assert set(whole) == {"fetch", "source"} | {s[0] for s in hosttools.stages.STAGES}
+    assert whole["hello"] == {"aarch64"}
+    assert needed("hello")["hello"] == set(TARGETS)          # a family alone: all its subtasks
+    assert needed("toolchain:a*")["package"] == {"aarch64", "armv7"}
+
+
+def test_missing_programs_are_named_with_package_and_install_command(tmp_path, monkeypatch):
+    fake_path(tmp_path, monkeypatch, "patch", "make")
+    with pytest.raises(ToolchainError) as e:
+        hosttools.check(needed("toolchain:aarch64"), QEMU, apt=False)
+    text = str(e.value)
+    assert "g++" in text and "Debian package g++" in text
+    assert "m4" in text and "awk" in text and "Debian package mawk" in text
+    assert "qemu-aarch64-static" in text and "qemu-user-static" in text
+    assert "qemu-arm-static" not in text                      # armv7 was not asked for
+    assert "patch " not in text and "make " not in text       # those are there
+    assert e.value.fix.startswith("apt-get install ") and "mawk" in e.value.fix and "patch" not in e.value.fix
+
+
+def test_each_task_needs_only_its_own(tmp_path, monkeypatch):
+    fake_path(tmp_path, monkeypatch)
+    assert hosttools.check(needed("fetch:" + KEYS[0]), QEMU, apt=False) == []
+    with pytest.raises(ToolchainError) as e:
+        hosttools.check(needed("sources:armv7"), QEMU)
+    assert "patch" in str(e.value) and "make" not in str(e.value)
+    with pytest.raises(ToolchainError) as e:
+        hosttools.check(needed("toolchain:x86_64"), QEMU, apt=False)
+    assert "qemu" not in str(e.value)                         # x86_64 programs run natively
+
+
+def test_rust_and_apt_are_optional_notes(tmp_path, monkeypatch):
+    fake_path(tmp_path, monkeypatch, *REQUIRED, "qemu-aarch64-static")
+    notes = hosttools.check(needed("toolchain:aarch64"), QEMU, apt=True)
+    assert any("rustc" in n and "rustc-web" in n and "skipped" in n for n in notes)
+    assert any("apt-get" in n and "Debian's source archive" in n for n in notes)
+    assert not any("apt-get" in n for n in hosttools.check(needed("toolchain:aarch64"), QEMU, apt=False))
+
+
+def test_python_without_lzma_is_named(tmp_path, monkeypatch):
+    fake_path(tmp_path, monkeypatch, *REQUIRED)
+    monkeypatch.setitem(sys.modules, "lzma", None)            # import lzma now fails
+    with pytest.raises(ToolchainError) as e:
+        hosttools.check(needed("sources:x86_64"), QEMU)
+    assert "Python module lzma" in str(e.value) and "liblzma-dev" in e.value.fix
+
+
+# --- through doit: before any download, and nothing for list -------------------------------
+
+def doit(*args: str, path: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "doit", "-f", str(REPO / "dodo.py"), *args],
+                          cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PATH": path}, stdin=subprocess.DEVNULL)
+
+
+def test_doit_checks_before_any_download(tmp_path, server):
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    args = [f"out={tmp_path}/out", f"distfiles={tmp_path}/d", f"mirrors={server.url}", "upstream=0", "debian=0"]
+    r = doit("toolchain:aarch64", *args, path=str(empty))
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert r.stderr.startswith("error: missing on this machine:")
+    assert "qemu-aarch64-static" in r.stderr and "apt-get install patch make gcc g++" in r.stderr
+    assert server.log == []                                   # nothing was downloaded
+    assert not (tmp_path / "out" / "state").exists()
+    # listing needs nothing; fetching needs only the network (it asks the server)
+    r = doit("list", *args, path=str(empty))
+    assert r.returncode == 0 and "toolchain" in r.stdout
+    r = doit(*args, path=str(empty))
+    assert r.returncode == 0 and "versions" in r.stdout
+    r = doit(f"fetch:{KEYS[0]}", *args, path=str(empty))
+    assert "missing on this machine" not in r.stderr and server.log

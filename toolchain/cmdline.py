@@ -1,0 +1,105 @@
+"""What the user asked doit for: its command and the task names, read from the command line.
+
+doit parses its arguments only after dodo.py is loaded, but the checks that must come before
+any work (an unknown target, a missing host program) need them while it loads.
+"""
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+
+from doit.cmd_base import DoitCmdBase, DodoTaskLoader
+from doit.doit_cmd import DoitMain
+
+from . import stages
+from .errors import ToolchainError
+from .recipes import Recipes, Version
+
+# task families with a subtask per target, and with a subtask per selected package version
+PER_TARGET = (*(s[0] for s in stages.STAGES), "sources", "toolchain")
+PER_VERSION = ("fetch", "source")
+
+
+def _doit_grammar() -> tuple[frozenset[str], frozenset[str]]:
+    """doit's command names and every option of it that takes a value, from doit's own
+    classes (so that a new doit option's value is never taken for a task name)."""
+    def valued(options) -> set[str]:
+        found = set()
+        for o in options:
+            if o.get("type") is not bool:
+                found |= {f"-{o['short']}"} if o.get("short") else set()
+                found |= {f"--{o['long']}"} if o.get("long") else set()
+        return found
+    commands, options = set(), set(valued(DodoTaskLoader.cmd_options)) | valued(DoitCmdBase.base_options)
+    for cls in DoitMain.DOIT_CMDS:
+        commands.add(cls.get_name())
+        options |= valued(getattr(cls, "cmd_options", ()))
+    return frozenset(commands), frozenset(options)
+
+
+COMMANDS, VALUED_OPTIONS = _doit_grammar()
+
+
+@dataclass(frozen=True)
+class Request:
+    command: str                 # doit's command: run (the default), list, info, ...
+    tasks: tuple[str, ...]       # the task names (or patterns, or file targets) given to it
+
+
+def parse(argv: list[str]) -> Request:
+    """doit's command and task names from its arguments (argv without the program name).
+    Options start with '-' (some take the next argument as their value); name=value are
+    settings; the first other word is the command when doit has one of that name."""
+    words, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg.startswith("-"):
+            skip = arg in VALUED_OPTIONS      # `-n 2`, not `-n2` or `--process=2`
+        elif "=" not in arg:
+            words.append(arg)
+    if words and words[0] in COMMANDS:
+        return Request(words[0], tuple(words[1:]))
+    return Request("run", tuple(words))
+
+
+def expand(request: Request, targets: list[str], versions: list[str]) -> list[tuple[str, str]]:
+    """The (family, subtask) pairs the request names; a family alone means all its subtasks,
+    a pattern with '*' all that match it (as doit does). Anything else is left to doit."""
+    every = [(f, t) for f in PER_TARGET for t in targets] + [(f, v) for f in PER_VERSION for v in versions]
+    every += [("download", ""), ("settings", "")]
+    pairs = []
+    for name in request.tasks:
+        if "*" in name:
+            pairs += [(f, s) for f, s in every if fnmatch.fnmatchcase(f"{f}:{s}" if s else f, name)]
+        elif ":" in name:
+            family, _, sub = name.partition(":")
+            pairs += [(family, sub)] if family in PER_TARGET + PER_VERSION else []
+        else:
+            pairs += [(f, s) for f, s in every if f == name]
+    return pairs
+
+
+def check_names(request: Request, recipes: Recipes, selected: dict[str, Version]) -> None:
+    """An unknown target or package version in a task name is one clear error, before any
+    work (doit itself would only say 'Invalid parameter')."""
+    if request.command in ("help", "dumpdb", "tabcompletion"):
+        return
+    targets, keys = list(recipes.targets), [v.key for v in selected.values()]
+    for family, sub in expand(request, targets, keys):
+        name = f"{family}:{sub}"
+        if family in PER_TARGET and sub not in targets:
+            raise unknown_target(sub, targets, name)
+        if family in PER_VERSION and sub not in keys:
+            package = next((p for p in recipes.packages if sub.startswith(p + "-")), "")
+            version = sub[len(package) + 1:]
+            listed = list(recipes.packages[package].versions) if package else []
+            fix = (f"select it: doit {name} {package}={version}" if version in listed
+                   else f"{package} versions in the recipes: {', '.join(listed)}" if package else "")
+            raise ToolchainError(f"unknown package version {sub!r} in {name}; selected: {', '.join(keys)}",
+                                 fix=fix)
+
+
+def unknown_target(name: str, targets: list[str], where: str) -> ToolchainError:
+    """The same error for a target named elsewhere (e.g. `python -m toolchain repro riscv64`)."""
+    return ToolchainError(f"unknown target {name!r} in {where}; targets: {', '.join(targets)}")

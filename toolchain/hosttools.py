@@ -1,0 +1,133 @@
+"""The build machine's programs that the selected tasks will run, looked up once before any
+work: a missing one is named with the Debian package that has it, not found 25 minutes in.
+
+What is needed comes from the stage graph (toolchain.stages.STAGES: the stages a task's stage
+comes after, and the source trees they read), so `binutils:x86_64` needs less than
+`toolchain:aarch64`. Debian's Essential programs (sh, sed, grep, find, cp, diff, tar) are
+always there and not listed; archives are unpacked by Python's tarfile (xz by its lzma module).
+"""
+from __future__ import annotations
+
+import importlib
+import shutil
+from dataclasses import dataclass
+
+from . import sources, stages
+from .cmdline import Request, expand
+from .errors import ToolchainError
+
+QEMU = "<qemu>"    # stands for the target's qemu-user program (recipes/targets.yaml `qemu:`)
+
+MAKE_BUILDS = ("binutils", "gcc_core", "libgcc_static", "musl", "gcc", "ncurses", "libedit")
+RUST = ("rust_std", "rust", "rust_obj")
+RUNS_TARGET_PROGRAMS = ("hello", "libedit", "rust", "rust_obj")
+
+
+@dataclass(frozen=True)
+class Tool:
+    program: str
+    package: str                 # the Debian package that provides it
+    used_by: tuple[str, ...]     # stages, or "fetch"/"source" for the source tasks
+    optional: str = ""           # what happens without it (a note, not an error)
+
+
+TOOLS = (
+    Tool("patch", "patch", ("source",)),                                 # patching.py: GNU patch
+    Tool("make", "make", MAKE_BUILDS),
+    Tool("gcc", "gcc", ("binutils", "gcc_core", "gcc", "ncurses")),     # host compiler; ncurses' host tic
+    Tool("g++", "g++", ("gcc_core", "gcc")),                             # gcc is written in C++
+    Tool("m4", "m4", ("gcc_core",)),                                     # gmp's configure (built in-tree)
+    Tool("awk", "mawk", MAKE_BUILDS),                                    # configure scripts, gcc's generators
+    Tool("pkg-config", "pkgconf", ("ncurses", "libedit")),               # the .pc gates, libedit's test
+    Tool("bash", "bash", ("package",)),                                  # the env.sh gate
+    Tool(QEMU, "qemu-user-static", RUNS_TARGET_PROGRAMS),                # target programs run here
+    Tool("rustc", "rustc-web", RUST, optional="the Rust stages are skipped"),
+    Tool("cargo", "cargo-web", RUST, optional="the Rust stages are skipped"),
+    Tool("apt-get", "apt", ("fetch",), optional="Debian's source archive is not used"),
+)
+
+# Python modules whose absence only shows when a file needs them
+MODULES = (
+    # module, what needs it, the stages, the fix
+    ("lzma", ".tar.xz sources", ("fetch", "source"),
+     "this Python was built without liblzma: rebuild it with liblzma-dev installed, or make "
+     ".venv with Debian's python3"),
+)
+
+
+def work(request: Request, targets: list[str], versions: list[str]) -> dict[str, set[str]]:
+    """What the requested tasks will do: each stage (or "fetch", "source") -> the targets."""
+    after = {name: deps for name, _, _, deps in stages.STAGES}
+    reads = {name: r for name, _, r, _ in stages.STAGES}
+    done: dict[str, set[str]] = {}
+
+    def stage(name: str, target: str) -> None:
+        if target in done.setdefault(name, set()):
+            return
+        done[name].add(target)
+        if reads[name]:
+            done.setdefault("source", set()).add("")
+            done.setdefault("fetch", set()).add("")
+        for dep in after[name]:
+            stage(dep, target)
+
+    for family, sub in expand(request, targets, versions):
+        if family in after:
+            stage(family, sub)
+        elif family == "toolchain":
+            stage(stages.STAGES[-1][0], sub)
+        elif family in ("source", "sources"):
+            done.setdefault("source", set()).add("")
+            done.setdefault("fetch", set()).add("")
+        elif family in ("fetch", "download"):
+            done.setdefault("fetch", set()).add("")
+    return done
+
+
+def check(needed: dict[str, set[str]], qemu: dict[str, str], *, apt: bool = True) -> list[str]:
+    """Raise one error naming every missing program (with its package and the apt-get line)
+    and module; return notes for missing optional ones. `qemu`: target -> its qemu program
+    ("" when it runs natively); `apt`: whether Debian's archive may be asked for a source."""
+    missing: dict[str, tuple[str, list[str]]] = {}
+    notes = []
+    for tool in TOOLS:
+        users = [u for u in tool.used_by if u in needed]
+        if not users or (tool.program == "apt-get" and not apt):
+            continue
+        programs = sorted({qemu[t] for u in users for t in needed[u] if qemu.get(t)}) \
+            if tool.program == QEMU else [tool.program]
+        for program in programs:
+            if shutil.which(program):
+                continue
+            if tool.optional:
+                notes.append(f"note: {program} not found (Debian package {tool.package}): {tool.optional}")
+            else:
+                missing[program] = (tool.package, users)
+    problems = [f"  {p:<20} Debian package {pkg}, needed by {', '.join(users)}"
+                for p, (pkg, users) in missing.items()]
+    fixes = [f"apt-get install {' '.join(dict.fromkeys(pkg for pkg, _ in missing.values()))}"] if missing else []
+    for module, what, users, fix in MODULES:
+        if any(u in needed for u in users) and not _imports(module):
+            problems.append(f"  Python module {module} cannot be imported (needed for {what})")
+            fixes.append(fix)
+    if problems:
+        raise ToolchainError("missing on this machine:\n" + "\n".join(problems), fix="; ".join(fixes))
+    return notes
+
+
+def _imports(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
+def check_request(request: Request, ctx) -> list[str]:
+    """check() for what doit was asked to run, with the Context of this doit run."""
+    if request.command != "run":     # list, info, clean, ...: nothing is built
+        return []
+    s = ctx.settings
+    needed = work(request, list(ctx.recipes.targets), [v.key for v in ctx.versions.values()])
+    apt = s.debian and not s.offline and not all(sources.fetch_is_current(s, v) for v in ctx.versions.values())
+    return check(needed, {n: t.qemu for n, t in ctx.recipes.targets.items()}, apt=apt)
