@@ -264,3 +264,23 @@ def test_an_os_error_in_a_task_is_one_message_not_a_traceback():
     failed = _guarded(full_disk)
     assert "/out/build/x: No space left on device" in failed.get_msg()
     assert "Traceback" not in failed.get_msg()
+
+
+def test_an_offline_build_reads_a_read_only_distfiles_folder(tmp_path):
+    from conftest import make_tar, sha
+    from toolchain.fetch import Fetcher
+    from toolchain.recipes import Location
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "musl-toolchain-test", str(ro)],
+                      capture_output=True, stdin=subprocess.DEVNULL).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        data = make_tar({"a": b"1"})
+        (ro / "pkg-1.0.tar.gz").write_bytes(data)
+        subprocess.run(["mount", "-o", "remount,ro", str(ro)], check=True)
+        loc = Location("url", "pkg-1.0.tar.gz", sha(data), "test", url="https://example.invalid/pkg-1.0.tar.gz")
+        got = Fetcher(ro, offline=True).fetch((loc,), "pkg 1.0")
+        assert got.path == ro / "pkg-1.0.tar.gz"
+    finally:
+        subprocess.run(["umount", str(ro)], check=True)

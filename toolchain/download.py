@@ -12,6 +12,7 @@ are saved (never decoded), and every failure is a DownloadError for this locatio
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import os
@@ -63,8 +64,15 @@ class Limits:
 def file_lock(path: Path):
     """An exclusive lock for `path` (in .locks/ beside it): two runs never write it at once."""
     lock_path = path.parent / ".locks" / (path.name + ".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a") as f:
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(lock_path, "a")
+    except OSError as e:
+        if e.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        yield  # a read-only folder (e.g. distfiles mounted read-only): we cannot write it either
+        return
+    with f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
