@@ -224,3 +224,23 @@ def test_configure_arguments_name_no_build_folder(tmp_path):
     assert str(tmp_path) not in b.env()["CFLAGS"] + b.env()["CXXFLAGS"]
     src = b.src("gcc")
     assert b.configure(src, b.work / "obj-gcc") == "../../../src/" + src.name + "/configure"
+
+
+def test_interrupted_repro_stops_its_builds():
+    procs = [subprocess.Popen(["sleep", "60"]) for _ in range(2)]
+
+    class Interrupted:                       # the first wait is interrupted by Ctrl-C
+        def __init__(self, p):
+            self.p, self.waits = p, 0
+
+        def wait(self):
+            self.waits += 1
+            if self.waits == 1:
+                raise KeyboardInterrupt
+            return self.p.wait()
+
+        def terminate(self):
+            self.p.terminate()
+    with pytest.raises(KeyboardInterrupt):
+        repro._wait([Interrupted(procs[0]), procs[1]])
+    assert procs[0].poll() is not None and procs[1].poll() is not None   # both stopped and reaped

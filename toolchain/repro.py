@@ -128,6 +128,18 @@ def explain(a: Path, b: Path, names: list[str]) -> None:
             print(r.stdout[:20000])
 
 
+def _wait(procs: list[subprocess.Popen]) -> list[int]:
+    """Their exit codes; interrupted (Ctrl-C), the builds are stopped too, not left running."""
+    try:
+        return [p.wait() for p in procs]
+    except BaseException:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait()
+        raise
+
+
 def run(target: str, workdir: Path, distfiles: Path, extra: dict[str, str], built: Path | None,
         parallel: bool) -> int:
     dirs = [workdir / "a" / "out", workdir / "b-in-another-folder" / "out"]
@@ -138,10 +150,9 @@ def run(target: str, workdir: Path, distfiles: Path, extra: dict[str, str], buil
         tarballs = [quick_build(d, target, distfiles, extra, built) for d in dirs]
     else:
         if parallel:
-            procs = [full_build(d, target, distfiles, extra) for d in dirs]
-            codes = [p.wait() for p in procs]
+            codes = _wait([full_build(d, target, distfiles, extra) for d in dirs])
         else:
-            codes = [full_build(d, target, distfiles, extra).wait() for d in dirs]
+            codes = [_wait([full_build(d, target, distfiles, extra)])[0] for d in dirs]
         if any(codes):
             raise ToolchainError(f"a build failed (exit {codes})", where=str(workdir))
         tarballs = [_tarball(d) for d in dirs]
