@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from toolchain import hosttools, recipes
+from toolchain import hosttools, machine, recipes
 from toolchain.cmdline import Request
 from toolchain.errors import ToolchainError
 
@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parent.parent
 RECIPES = recipes.load()
 TARGETS = list(RECIPES.targets)
 KEYS = [v.key for v in RECIPES.select().values()]
-QEMU = {n: t.qemu for n, t in RECIPES.targets.items()}
+QEMU = {n: " ".join(machine.runner(t)) for n, t in RECIPES.targets.items()}
 REQUIRED = sorted({t.program for t in hosttools.TOOLS if not t.optional and t.program != hosttools.QEMU})
 
 

@@ -90,6 +90,12 @@ def check_names(request: Request, recipes: Recipes, selected: dict[str, Version]
         name = f"{family}:{sub}"
         if family in PER_TARGET and sub not in targets:
             raise unknown_target(sub, targets, name)
+        old = recipes.targets[sub].too_old(selected) if family in PER_TARGET else []
+        if old:
+            raise ToolchainError(f"target {sub} needs newer versions than selected: {', '.join(old)}",
+                                 where=recipes.targets[sub].where,
+                                 fix="select newer ones, e.g. " + " ".join(
+                                     f"{pkg}={recipes.packages[pkg].default}" for pkg, _ in recipes.targets[sub].minimum))
         if family in PER_VERSION and sub not in keys:
             package = next((p for p in recipes.packages if sub.startswith(p + "-")), "")
             version = sub[len(package) + 1:]

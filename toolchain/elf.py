@@ -18,9 +18,16 @@ from elftools.elf.sections import NoteSection
 
 from .errors import ToolchainError
 
-EF_ARM_ABI_FLOAT_SOFT = 0x200
-EF_ARM_ABI_FLOAT_HARD = 0x400
 DF_1_PIE = 0x08000000
+
+# What e_flags say, per machine: the facts a target row in recipes/targets.yaml may require
+# (float_abi, eabi). Machines not listed carry no such facts.
+E_FLAGS = {
+    "EM_ARM": {"eabi": lambda fl: (fl >> 24) & 0xFF,
+               "float_abi": lambda fl: "hard" if fl & 0x400 else "soft" if fl & 0x200 else ""},
+    "EM_RISCV": {"float_abi": lambda fl: ("soft", "single", "double", "quad")[(fl >> 1) & 3]},
+    "EM_LOONGARCH": {"float_abi": lambda fl: {1: "soft", 2: "single", 3: "double"}.get(fl & 7, "")},
+}
 
 
 class NotElf(ToolchainError):
@@ -37,8 +44,9 @@ class Facts:
     needed: list[str] = field(default_factory=list)
     runpath: list[str] = field(default_factory=list)
     rpath: list[str] = field(default_factory=list)
-    float_abi: str = ""          # ARM: hard / soft / "" (not ARM or not said)
-    eabi_version: int = 0        # ARM EABI version from e_flags
+    endian: str = "little"
+    float_abi: str = ""          # from e_flags (ARM, RISC-V, LoongArch); "" where not said
+    eabi: int = 0                # ARM EABI version from e_flags
     glibc_max: str = ""          # highest GLIBC_x.y symbol version needed
     min_kernel: str = ""         # from the GNU ABI note (glibc binaries), e.g. "3.2.0"
     pie_flag: bool = False
@@ -113,11 +121,10 @@ def _parse(file, name: str) -> Facts:
     size = file.seek(0, io.SEEK_END)
     try:
         elf = ELFFile(_Capped(file))
-        f = Facts(name, elf.elfclass, elf.header.e_machine, elf.header.e_type)
-        if f.machine == "EM_ARM":
-            flags = elf.header.e_flags
-            f.eabi_version = (flags >> 24) & 0xFF
-            f.float_abi = "hard" if flags & EF_ARM_ABI_FLOAT_HARD else "soft" if flags & EF_ARM_ABI_FLOAT_SOFT else ""
+        f = Facts(name, elf.elfclass, elf.header.e_machine, elf.header.e_type,
+                  endian="little" if elf.little_endian else "big")
+        for fact, decode in E_FLAGS.get(f.machine, {}).items():
+            setattr(f, fact, decode(elf.header.e_flags))
         # headers first (pyelftools 0.33, pinned), and only the sections we need built: its
         # iterators build every section (hash tables read in full), a PT_DYNAMIC segment all of them
         for i in range(min(elf.num_segments(), LIMIT)):
@@ -243,8 +250,9 @@ def report(f: Facts) -> str:
              f"  class        ELF{f.elf_class}",
              f"  machine      {_machine(f)}",
              f"  type         {f.e_type} ({f.linkage})"]
-    if f.machine == "EM_ARM":
-        lines.append(f"  float ABI    {f.float_abi or 'unspecified'} (EABI version {f.eabi_version})")
+    if f.machine in E_FLAGS:
+        lines.append(f"  float ABI    {f.float_abi or 'unspecified'}"
+                     + (f" (EABI version {f.eabi})" if f.machine == "EM_ARM" else ""))
     lines += [f"  interpreter  {f.interpreter or '-'}",
               f"  NEEDED       {', '.join(f.needed) or '-'}",
               f"  RUNPATH      {':'.join(f.runpath) or '-'}",

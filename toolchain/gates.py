@@ -15,15 +15,19 @@ class GateError(ToolchainError):
 
 
 def _machine_and_class(f: elf.Facts, target: Target) -> None:
+    """The ELF facts the target's row in recipes/targets.yaml asks for."""
     if f.machine != target.elf_machine:
         raise GateError(f"e_machine is {f.machine}, expected {target.elf_machine}", where=f.name)
     if f.elf_class != target.elf_class:
         raise GateError(f"ELF class is {f.elf_class}-bit, expected {target.elf_class}-bit", where=f.name)
+    if f.endian != target.endian:
+        raise GateError(f"is {f.endian}-endian, expected {target.endian}-endian", where=f.name)
+    # objects from assembly alone (crti.o) say no float ABI: checked on linked programs
     if target.float_abi and f.e_type != "ET_REL" and f.float_abi != target.float_abi:
         raise GateError(f"float ABI is {f.float_abi or 'unspecified'}, expected {target.float_abi}",
                         where=f.name, fix="gcc must default to the target's float ABI (gcc_configure)")
-    if target.elf_machine == "EM_ARM" and f.eabi_version != 5:
-        raise GateError(f"ARM EABI version is {f.eabi_version}, expected 5", where=f.name)
+    if target.eabi and f.eabi != target.eabi:
+        raise GateError(f"ARM EABI version is {f.eabi}, expected {target.eabi}", where=f.name)
 
 
 def target_object(path: Path, target: Target) -> elf.Facts:

@@ -12,11 +12,11 @@ import importlib
 import shutil
 from dataclasses import dataclass
 
-from . import sources, stages
+from . import machine, sources, stages
 from .cmdline import Request, expand
 from .errors import ToolchainError
 
-QEMU = "<qemu>"    # stands for the target's qemu-user program (recipes/targets.yaml `qemu:`)
+QEMU = "<qemu>"    # stands for the target's qemu-user program (toolchain/machine.py), if it needs one
 
 MAKE_BUILDS = ("binutils", "gcc_core", "libgcc_static", "musl", "gcc", "ncurses", "libedit")
 RUST = ("rust_std", "rust", "rust_obj")
@@ -130,4 +130,5 @@ def check_request(request: Request, ctx) -> list[str]:
     s = ctx.settings
     needed = work(request, list(ctx.recipes.targets), [v.key for v in ctx.versions.values()])
     apt = s.debian and not s.offline and not all(sources.fetch_is_current(s, v) for v in ctx.versions.values())
-    return check(needed, {n: t.qemu for n, t in ctx.recipes.targets.items()}, apt=apt)
+    qemu = {n: " ".join(machine.runner(t)) for n, t in ctx.recipes.targets.items()}
+    return check(needed, qemu, apt=apt)

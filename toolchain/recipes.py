@@ -198,7 +198,8 @@ class Patch:
     cves: tuple[str, ...] = ()
     only_for: str = ""                      # a location variant, e.g. "dfsg"
     locations: tuple[Location, ...] = ()    # remote patch; empty for a local file
-    path: Path | None = None                # local patch file
+    path: Path | None = None                # local file: patches/<pkg>/<version>/<file>, or
+                                            # patches/<pkg>/<file> when shared by versions
     where: str = ""
 
     @property
@@ -243,15 +244,26 @@ class Package:
 
 @dataclass(frozen=True)
 class Target:
+    """One row of recipes/targets.yaml: every fact about a target is data here, not code."""
+
     name: str
     triple: str
     gcc_configure: tuple[str, ...]
-    rust_target: str
-    qemu: str            # qemu-user binary; empty when the build machine runs it natively
+    rust_target: str     # "" when Rust has no std for it: the Rust stages are skipped
+    qemu: str            # qemu-user's name for the machine (qemu-<this>-static), used unless it is the build machine's
     elf_class: int       # 32 or 64
     elf_machine: str     # pyelftools e_machine name, e.g. EM_AARCH64
-    float_abi: str       # "hard" or "soft" on ARM; "" where the ELF has no such flag
+    float_abi: str       # from e_flags where the machine has it (ARM, RISC-V, LoongArch); "" otherwise
     where: str = ""
+    endian: str = "little"
+    eabi: int = 0        # ARM EABI version in e_flags; 0: not checked
+    kernel_arch: str = ""    # Linux's ARCH= for this target
+    minimum: tuple[tuple[str, str], ...] = ()   # (package, oldest version that supports it)
+
+    def too_old(self, versions: dict[str, Version]) -> list[str]:
+        """The selected versions older than this target needs, as `package version < minimum`."""
+        return [f"{pkg} {versions[pkg].version} < {least}" for pkg, least in self.minimum
+                if pkg in versions and _version_key(versions[pkg].version) < _version_key(least)]
 
 
 @dataclass(frozen=True)
@@ -344,67 +356,165 @@ def _locations(c: _Checker, m: _Map, key: str, what: str) -> tuple[Location, ...
     return tuple(_location(c, item, f"{what} location") for item in items)
 
 
+PATCH_OPTIONAL = {"cve": (str, list), "only_for": str, "locations": list}
+RANGE_FORMS = ('"LOW:HIGH" (both ends included, either may be left out: "15:" or ":1.2.5"; '
+               '":15" includes 15.x) or a list of exact versions, e.g. ["1.2.5", "1.2.6"]')
+
+
+def _patch(c: _Checker, item: _Map, patch_dir: Path, package_dir: Path) -> Patch:
+    """One checked entry of a `patches:` list: a local file in `patch_dir`, or remote."""
+    name = item["file"]
+    if not PATCH_NAME_RE.match(name):
+        raise RecipeError(f"patch name {name!r} is not NNNN-what.patch", where=c.where(item, "file"),
+                          fix="rename it like 0001-fix-something.patch (the number sets the order)")
+    cves = item.get("cve") or []
+    cves = [cves] if isinstance(cves, str) else cves
+    for cve in cves:
+        if not isinstance(cve, str) or not CVE_RE.match(cve):
+            raise RecipeError(f"{cve!r} is not a CVE id", where=c.where(item, "cve"),
+                              fix="write it as CVE-YYYY-NNNNN")
+    only_for = item.get("only_for") or ""
+    path = patch_dir / name
+    if "locations" in item:
+        locs = _locations(c, item, "locations", f"patch {name}")
+        if path.is_file():
+            raise RecipeError(f"{name} is both a remote patch and a file in {_rel(patch_dir)}",
+                              where=c.where(item, "file"), fix="keep one of them")
+        return Patch(name, item["why"], item["upstream"], tuple(cves), only_for, locs, where=c.where(item))
+    if not path.is_file():
+        fix = "add the file, give `locations:` for a remote patch, or drop the entry"
+        elsewhere = sorted(package_dir.glob(f"*/{name}")) if patch_dir == package_dir else []
+        if elsewhere:
+            fix = (f"it is in {_rel(elsewhere[0].parent)}/: a patch of the package-level `patches:` is one "
+                   f"file for all its versions, in {_rel(package_dir)}/ (move it there)")
+        elif patch_dir != package_dir and (package_dir / name).is_file():
+            fix = (f"{_rel(package_dir / name)} is a shared patch: list it in the package-level `patches:` "
+                   f"with `versions:`, or move it into {_rel(patch_dir)}/")
+        raise RecipeError(f"patch file {_rel(path)} does not exist", where=c.where(item, "file"), fix=fix)
+    if "Upstream:" not in path.read_text(errors="replace").split("\n---", 1)[0][:4000]:
+        raise RecipeError(f"patch {_rel(path)} has no 'Upstream:' line in its header",
+                          where=c.where(item, "file"),
+                          fix="start the patch with a header saying why, `Upstream: <link or status>`")
+    return Patch(name, item["why"], item["upstream"], tuple(cves), only_for, path=path, where=c.where(item))
+
+
 def _patches(c: _Checker, m: _Map, package: str, version: str, variants: set[str],
              patches_dir: Path) -> tuple[Patch, ...]:
+    """A version's own `patches:`; their files are in patches/<package>/<version>/."""
     patch_dir = patches_dir / package / version
     on_disk = {p.name for p in patch_dir.glob("*.patch")} if patch_dir.is_dir() else set()
     listed: dict[str, Patch] = {}
     for item in m.get("patches") or []:
-        c.fields(item, "patch", {"file": str, "why": str, "upstream": str},
-                 {"cve": (str, list), "only_for": str, "locations": list})
+        if isinstance(item, dict) and "versions" in item:
+            raise RecipeError(f"patch {item.get('file')} under version {version} has 'versions'",
+                              where=c.where(item, "versions"),
+                              fix="move the entry to the package-level `patches:` (beside `versions:`, its file "
+                                  f"in {_rel(patches_dir / package)}/), or drop `versions:`")
+        c.fields(item, "patch", {"file": str, "why": str, "upstream": str}, PATCH_OPTIONAL)
         name = item["file"]
-        if not PATCH_NAME_RE.match(name):
-            raise RecipeError(f"patch name {name!r} is not NNNN-what.patch", where=c.where(item, "file"),
-                              fix="rename it like 0001-fix-something.patch (the number sets the order)")
         if name in listed:
-            raise RecipeError(f"patch {name} is listed twice", where=c.where(item, "file"))
-        cves = item.get("cve") or []
-        cves = [cves] if isinstance(cves, str) else cves
-        for cve in cves:
-            if not isinstance(cve, str) or not CVE_RE.match(cve):
-                raise RecipeError(f"{cve!r} is not a CVE id", where=c.where(item, "cve"),
-                                  fix="write it as CVE-YYYY-NNNNN")
-        only_for = item.get("only_for") or ""
-        if only_for and only_for not in variants:
-            raise RecipeError(f"patch {name} is only_for {only_for!r} but no location of "
+            raise RecipeError(f"patch {name} is listed twice", where=c.where(item, "file"),
+                              fix="keep one of the two entries")
+        patch = _patch(c, item, patch_dir, patches_dir / package)
+        if patch.only_for and patch.only_for not in variants:
+            raise RecipeError(f"patch {name} is only_for {patch.only_for!r} but no location of "
                               f"{package} {version} has that variant", where=c.where(item, "only_for"),
-                              fix="mark the location with `variant: " + only_for + "` or drop only_for")
-        if "locations" in item:
-            locs = _locations(c, item, "locations", f"patch {name}")
-            if name in on_disk:
-                raise RecipeError(f"{name} is both a remote patch and a file in {_rel(patch_dir)}",
-                                  where=c.where(item, "file"), fix="keep one of them")
-            listed[name] = Patch(name, item["why"], item["upstream"], tuple(cves), only_for, locs,
-                                 where=c.where(item))
-        else:
-            if name not in on_disk:
-                raise RecipeError(f"patch file {_rel(patch_dir / name)} does not exist",
-                                  where=c.where(item, "file"),
-                                  fix="add the file, give `locations:` for a remote patch, or drop the entry")
-            path = patch_dir / name
-            if "Upstream:" not in path.read_text(errors="replace").split("\n---", 1)[0][:4000]:
-                raise RecipeError(f"patch {_rel(path)} has no 'Upstream:' line in its header",
-                                  where=c.where(item, "file"),
-                                  fix="start the patch with a header saying why, `Upstream: <link or status>`")
-            listed[name] = Patch(name, item["why"], item["upstream"], tuple(cves), only_for,
-                                 path=path, where=c.where(item))
+                              fix="mark the location with `variant: " + patch.only_for + "` or drop only_for")
+        listed[name] = patch
     for name in sorted(on_disk - set(listed)):
+        shared = patches_dir / package / name
         raise RecipeError(f"{_rel(patch_dir / name)} is not listed in {_rel(c.path)} version {version}",
                           where=c.where(m),
-                          fix=f"add `- file: {name}` with `why:` and `upstream:` under `patches:`")
+                          fix=(f"delete it if it is the shared {_rel(shared)}, or add" if shared.is_file() else "add")
+                          + f" `- file: {name}` with `why:` and `upstream:` under `patches:`")
     return tuple(listed.values())
+
+
+def _in_range(version: str, low: str, high: str) -> bool:
+    """low <= version <= high by numeric components; `high` covers its point releases (15 has 15.3.0)."""
+    key, top = _version_key(version), _version_key(high)
+    return (not low or key >= _version_key(low)) and (not high or key[:len(top)] <= top)
+
+
+def _selected(c: _Checker, item: _Map, listed: list[str]) -> list[str]:
+    """The listed versions a package-level patch's `versions:` selects (a range or a list)."""
+    spec, where = item["versions"], c.where(item, "versions")
+    if isinstance(spec, list):
+        for v in spec:
+            if not isinstance(v, str):
+                raise RecipeError(f"version {v!r} in versions is a {type(v).__name__}", where=where,
+                                  fix=f'quote it: "{v}"')
+            if v not in listed:
+                raise RecipeError(f"versions names {v!r}, which is not listed under the recipe's versions",
+                                  where=where, fix="choose from: " + ", ".join(listed))
+        selected = [v for v in listed if v in spec]
+    elif isinstance(spec, str) and spec.count(":") == 1:
+        low, high = (end.strip() for end in spec.split(":"))
+        for end in (low, high):
+            if end and not _version_key(end):
+                raise RecipeError(f"{end!r} in versions {spec!r} is not a version", where=where,
+                                  fix="write " + RANGE_FORMS)
+        selected = [v for v in listed if _in_range(v, low, high)]
+    else:
+        fix = "write " + RANGE_FORMS
+        if isinstance(spec, str) and spec in listed:
+            fix = f'write ["{spec}"] for exactly that version, or ' + RANGE_FORMS
+        elif not isinstance(spec, str):
+            fix = 'quote it (YAML reads 15:16 unquoted as a number), e.g. "14.2.0:16.2.0"; or write ' + RANGE_FORMS
+        raise RecipeError(f"versions {spec!r} is not a range or a list of versions", where=where, fix=fix)
+    if not selected:
+        raise RecipeError(f"versions {spec!r} selects none of the recipe's versions", where=where,
+                          fix="listed versions: " + ", ".join(listed) + "; widen it, or drop the entry")
+    return selected
+
+
+def _shared_patches(c: _Checker, doc: _Map, package: str, located: dict[str, tuple[Location, ...]],
+                    patches_dir: Path) -> dict[str, list[Patch]]:
+    """The package-level `patches:` by version: each entry applies to the versions its `versions:`
+    selects, and its file is patches/<package>/<file>, one copy for all of them."""
+    package_dir = patches_dir / package
+    on_disk = {p.name for p in package_dir.glob("*.patch") if p.is_file()} if package_dir.is_dir() else set()
+    chosen: dict[str, list[Patch]] = {ver: [] for ver in located}
+    listed: set[str] = set()
+    for item in doc.get("patches") or []:
+        c.fields(item, "package-level patch", {"file": str, "why": str, "upstream": str, "versions": object},
+                 PATCH_OPTIONAL, hint='a package-level patch has `file:`, `versions:` (which it applies '
+                                      'to, e.g. "14.2.0:16.2.0"), `why:` and `upstream:`')
+        name = item["file"]
+        if name in listed:
+            raise RecipeError(f"patch {name} is listed twice in the package-level patches",
+                              where=c.where(item, "file"), fix="keep one entry, with all its versions")
+        patch = _patch(c, item, package_dir, package_dir)
+        for ver in _selected(c, item, list(located)):
+            if patch.only_for and patch.only_for not in {loc.variant for loc in located[ver]}:
+                raise RecipeError(f"patch {name} is only_for {patch.only_for!r} but no location of "
+                                  f"{package} {ver} (in its versions) has that variant",
+                                  where=c.where(item, "only_for"),
+                                  fix=f"mark a location of {ver} with `variant: {patch.only_for}`, "
+                                      f"leave {ver} out of `versions:`, or drop only_for")
+            chosen[ver].append(patch)
+        listed.add(name)
+    for name in sorted(on_disk - listed):
+        raise RecipeError(f"{_rel(package_dir / name)} is not listed in {_rel(c.path)}",
+                          where=c.where(doc, "patches") if "patches" in doc else c.where(doc),
+                          fix=f"add `- file: {name}` with `versions:`, `why:` and `upstream:` under the "
+                              f"package-level `patches:`, or move it into {_rel(package_dir)}/<version>/ "
+                              "and list it under that version")
+    return chosen
 
 
 def load_package(path: Path, patches_dir: Path | None = None) -> Package:
     patches_dir = patches_dir or path.parent.parent / "patches"
     c = _Checker(path)
     doc = _read_yaml(path)
-    c.fields(doc, "recipe", {"package": str, "homepage": str, "default": str, "versions": dict})
+    c.fields(doc, "recipe", {"package": str, "homepage": str, "default": str, "versions": dict},
+             {"patches": list})
     name = doc["package"]
     if name != path.stem:
         raise RecipeError(f"package {name!r} in a file named {path.name}", where=c.where(doc, "package"),
                           fix=f"write `package: {path.stem}` or rename the file")
-    versions: dict[str, Version] = {}
+    located: dict[str, tuple[Location, ...]] = {}
+    own: dict[str, tuple[Patch, ...]] = {}
     previous = None
     for ver, body in doc["versions"].items():
         if not isinstance(ver, str):
@@ -415,10 +525,20 @@ def load_package(path: Path, patches_dir: Path | None = None) -> Package:
             raise RecipeError(f"version {ver} is listed after older {previous}",
                               where=c.where(doc["versions"], ver), fix="list versions newest first")
         previous = ver
-        locs = _locations(c, body, "locations", f"{name} {ver}")
-        variants = {loc.variant for loc in locs if loc.variant}
-        versions[ver] = Version(name, ver, locs, _patches(c, body, name, ver, variants, patches_dir), path,
-                                where=c.where(doc["versions"], ver))
+        located[ver] = _locations(c, body, "locations", f"{name} {ver}")
+        variants = {loc.variant for loc in located[ver] if loc.variant}
+        own[ver] = _patches(c, body, name, ver, variants, patches_dir)
+    shared = _shared_patches(c, doc, name, located, patches_dir)
+    versions: dict[str, Version] = {}
+    for ver, locs in located.items():
+        for p in own[ver]:
+            twin = next((s for s in shared[ver] if s.file == p.file), None)
+            if twin:
+                raise RecipeError(f"patch {p.file} is listed twice for {name} {ver}: under the version "
+                                  f"and in the package-level patches ({twin.where})", where=p.where,
+                                  fix=f"drop one of them, or leave {ver} out of the package-level entry's `versions:`")
+        patches = tuple(sorted(own[ver] + tuple(shared[ver]), key=lambda p: p.file))
+        versions[ver] = Version(name, ver, locs, patches, path, where=c.where(doc["versions"], ver))
     patch_root = patches_dir / name
     if patch_root.is_dir():
         for d in sorted(patch_root.iterdir()):
@@ -431,6 +551,9 @@ def load_package(path: Path, patches_dir: Path | None = None) -> Package:
     return Package(name, doc["homepage"], doc["default"], versions, path)
 
 
+FLOAT_ABIS = ("hard", "soft", "single", "double", "quad")
+
+
 def load_targets(path: Path) -> dict[str, Target]:
     c = _Checker(path)
     doc = _read_yaml(path)
@@ -438,25 +561,40 @@ def load_targets(path: Path) -> dict[str, Target]:
     targets = {}
     for name, body in doc["targets"].items():
         c.fields(body, f"target {name}",
-                 {"triple": str, "rust_target": str, "elf_class": int, "elf_machine": str},
-                 {"gcc_configure": list, "qemu": str, "float_abi": str})
+                 {"triple": str, "elf_class": int, "elf_machine": str, "qemu": str, "kernel_arch": str},
+                 {"gcc_configure": list, "rust_target": str, "float_abi": str, "endian": str, "eabi": int,
+                  "minimum": dict})
         if body["elf_class"] not in (32, 64):
             raise RecipeError(f"elf_class {body['elf_class']} is not 32 or 64",
                               where=c.where(body, "elf_class"), fix="write 32 or 64")
         if not body["elf_machine"].startswith("EM_"):
             raise RecipeError(f"elf_machine {body['elf_machine']!r} is not an e_machine name",
                               where=c.where(body, "elf_machine"), fix="write it as pyelftools does, e.g. EM_AARCH64")
-        if body.get("float_abi", "") not in ("", "hard", "soft"):
-            raise RecipeError(f"float_abi {body['float_abi']!r} is not hard or soft",
-                              where=c.where(body, "float_abi"), fix="write hard or soft, or leave it out")
+        if body.get("float_abi", "") not in ("", *FLOAT_ABIS):
+            raise RecipeError(f"float_abi {body['float_abi']!r} is not one of {', '.join(FLOAT_ABIS)}",
+                              where=c.where(body, "float_abi"), fix="write what e_flags say, or leave it out")
+        if body.get("endian", "little") not in ("little", "big"):
+            raise RecipeError(f"endian {body['endian']!r} is not little or big", where=c.where(body, "endian"),
+                              fix="write little or big")
+        if not re.fullmatch(r"[a-z0-9_]+", body["qemu"]):
+            raise RecipeError(f"qemu {body['qemu']!r} is not a qemu machine name", where=c.where(body, "qemu"),
+                              fix="write the part of qemu-<name>-static, e.g. aarch64 or arm")
+        minimum = body.get("minimum") or {}
+        for pkg, least in minimum.items():
+            if pkg not in PACKAGES or not isinstance(least, str):
+                raise RecipeError(f"minimum {pkg!r}: {least!r} is not a package and a quoted version",
+                                  where=c.where(body, "minimum"), fix="write e.g. musl: \"1.2.5\"; packages: "
+                                  + ", ".join(PACKAGES))
         flags = body.get("gcc_configure") or []
         for flag in flags:
             if not isinstance(flag, str) or not flag.startswith("--"):
                 raise RecipeError(f"gcc_configure entry {flag!r} is not a --option",
                                   where=c.where(body, "gcc_configure"), fix="write options like --with-arch=armv7-a")
-        targets[name] = Target(name, body["triple"], tuple(flags), body["rust_target"],
-                               body.get("qemu") or "", body["elf_class"], body["elf_machine"],
-                               body.get("float_abi") or "", where=c.where(body))
+        targets[name] = Target(name, body["triple"], tuple(flags), body.get("rust_target") or "",
+                               body["qemu"], body["elf_class"], body["elf_machine"],
+                               body.get("float_abi") or "", where=c.where(body),
+                               endian=body.get("endian", "little"), eabi=body.get("eabi") or 0,
+                               kernel_arch=body["kernel_arch"], minimum=tuple(minimum.items()))
     return targets
 
 

@@ -170,7 +170,7 @@ class RustBuild:
 
 def probe(b) -> dict:
     """What the Rust stages depend on outside our files: which rustc, which std (for doit)."""
-    return describe(find(b.target.rust_target))
+    return describe(find(b.target.rust_target) if b.target.rust_target else None)
 
 
 def build_std(rb: RustBuild, st: Status, log: Path) -> None:
@@ -244,17 +244,22 @@ def check_link_map(mapfile: Path, rb: RustBuild, unwind: str = "libunwind.a(") -
         raise gates.GateError(f"no {unwind[:-1]} member was linked", where=str(mapfile))
 
 
-def _no_rust(b, stage: str) -> None:
-    print(f"[{b.target.name}] {stage}: no Rust toolchain with a {b.target.rust_target} std or the "
-          "vendored Rust source to build one; skipped (rustup target add "
+def _no_rust(b) -> None:
+    if not b.target.rust_target:
+        print(f"[{b.target.name}] Rust has no std for {b.triple} (no rust_target in recipes/targets.yaml): "
+              "the toolchain is built and packaged without the Rust stages", flush=True)
+        return
+    print(f"[{b.target.name}] no Rust toolchain with a {b.target.rust_target} std or the "
+          "vendored Rust source to build one; the Rust stages are skipped (rustup target add "
           f"{b.target.rust_target}, or Debian's rustc-web cargo-web rust-web-src)", flush=True)
 
 
 def _rust_build(b, stage: str) -> RustBuild | None:
-    """The Rust to use for this target (logged), or None after saying why there is none."""
-    rust = find(b.target.rust_target)
+    """The Rust to use for this target (logged), or None; the first Rust stage says why."""
+    rust = find(b.target.rust_target) if b.target.rust_target else None
     if rust is None:
-        _no_rust(b, stage)
+        if stage == "rust_std":
+            _no_rust(b)
         return None
     with open(b.log(stage), "a") as f:
         f.write(f"rust: {rust}\n")

@@ -17,12 +17,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import gates, libs, package, rust
+from . import gates, libs, machine, package, rust
 from .recipes import Target, Version
 from .runner import Status, clean_dir, run
 from .settings import Settings
 from .sources import tree_path, write_json
 
+HOST_ENV = ("PATH", "HOME", "TMPDIR", "SOURCE_DATE_EPOCH", "TERM", "USER", "LOGNAME", "TZ")
 HOST_FLAGS = "-g0 -O2"   # the toolchain's own programs: no debug info (much faster to build)
 # Build paths never enter the output: the toolchain is configured for prefix "" (relocatable,
 # installed with DESTDIR), configure scripts are called by relative paths, and compilers map
@@ -80,8 +81,8 @@ class Build:
 
     @property
     def runner(self) -> list[str]:
-        """How to run a target program here: qemu-user, or nothing for the build machine's arch."""
-        return [self.target.qemu] if self.target.qemu else []
+        """How to run a target program here: nothing on its own kind of machine, else qemu-user."""
+        return machine.runner(self.target)
 
     def link_usr(self) -> None:
         """sysroot/usr -> . so that --prefix=/usr installs land where gcc looks (/include, /lib)."""
@@ -107,9 +108,9 @@ class Build:
         return str(self.prefix / "bin" / f"{self.triple}-{name}")
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("CC", "CXX", "CFLAGS", "CXXFLAGS", "LDFLAGS", "CPPFLAGS", "MAKEFLAGS",
-                            "PKG_CONFIG_PATH", "PKG_CONFIG_SYSROOT_DIR", "LD_LIBRARY_PATH")}
+        # an allow-list: CPATH, LIBRARY_PATH, GCC_EXEC_PREFIX, CONFIG_SITE, MAKEFLAGS, ... from
+        # the user's shell would otherwise reach the host compiler and the configure scripts
+        env = {k: v for k, v in os.environ.items() if k in HOST_ENV}
         # no prefix map for the host programs: built with -g0 they hold no build path (the
         # package stage's leak gate checks), and gcc hashes its link flags into cc1's PCH
         # checksum, so a map naming the output folder would make cc1 differ between folders
@@ -337,7 +338,7 @@ def stage_config(b: Build, name: str) -> dict:
         config["configure"] = b.musl_flags()
         config["make"] = b.gcc_make_vars()
     elif name == "hello":
-        config["programs"] = [HELLO_C, HELLO_CXX, b.target.qemu, list(b.settings.languages)]
+        config["programs"] = [HELLO_C, HELLO_CXX, b.runner, list(b.settings.languages)]
     elif name == "ncurses":
         config["configure"] = libs.NCURSES_FLAGS
         config["make"] = libs.NCURSES_MAKE

@@ -1,0 +1,137 @@
+"""Target facts are data (recipes/targets.yaml): ELF facts the gates check, how programs run
+on this build machine, Rust or none, minimum versions."""
+from __future__ import annotations
+
+import shutil
+import struct
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from toolchain import cmdline, elf, gates, machine, recipes, rust
+from toolchain.cmdline import Request
+from toolchain.errors import RecipeError, ToolchainError
+
+REPO = Path(__file__).resolve().parent.parent
+TARGETS = recipes.load().targets
+
+
+def test_every_target_row_has_what_the_stages_and_gates_need():
+    for t in TARGETS.values():
+        assert t.triple.count("-") >= 2 and t.elf_machine.startswith("EM_") and t.elf_class in (32, 64)
+        assert t.qemu and t.kernel_arch and t.endian in ("little", "big")
+        assert not t.float_abi or t.elf_machine in elf.E_FLAGS   # a fact the ELF can show
+
+
+def test_programs_run_natively_only_on_their_own_kind_of_machine():
+    kind, elf_class, endian = machine.build_machine()
+    own = next((t for t in TARGETS.values() if (t.elf_machine, t.elf_class, t.endian) == (kind, elf_class, endian)),
+               None)
+    other = replace(next(iter(TARGETS.values())), elf_machine="EM_S390", qemu="s390x")
+    assert machine.runner(other) == ["qemu-s390x-static"]
+    if own is not None:
+        assert machine.runner(own) == []
+    # the same row on a machine of another byte order is not native
+    assert machine.runner(replace(other, elf_machine=kind, elf_class=elf_class,
+                                  endian="big" if endian == "little" else "little")) == ["qemu-s390x-static"]
+
+
+def host_object(tmp_path) -> bytes:
+    (tmp_path / "t.c").write_text("int x;\n")
+    subprocess.run(["cc", "-c", "t.c", "-o", "t.o"], cwd=tmp_path, check=True)
+    return (tmp_path / "t.o").read_bytes()
+
+
+def test_e_flags_facts_come_from_a_table_per_machine(tmp_path):
+    data = bytearray(host_object(tmp_path))
+    assert data[4] == 2  # ELF64 (this test patches the 64-bit header layout)
+    struct.pack_into("<H", data, 18, 243)            # e_machine EM_RISCV
+    struct.pack_into("<I", data, 48, 0x4)            # EF_RISCV_FLOAT_ABI_DOUBLE
+    f = elf.facts(bytes(data), "riscv.o")
+    assert (f.machine, f.float_abi, f.endian) == ("EM_RISCV", "double", "little")
+    struct.pack_into("<H", data, 18, 258)            # EM_LOONGARCH
+    struct.pack_into("<I", data, 48, 0x1)            # soft-float ABI
+    assert elf.facts(bytes(data), "la.o").float_abi == "soft"
+
+
+def test_gates_check_what_the_row_says():
+    riscv = replace(TARGETS[next(iter(TARGETS))], name="riscv64", elf_machine="EM_RISCV", elf_class=64,
+                    float_abi="double", eabi=0, endian="little")
+    good = elf.Facts("prog", 64, "EM_RISCV", "ET_EXEC", endian="little", float_abi="double")
+    gates._machine_and_class(good, riscv)
+    with pytest.raises(gates.GateError, match="float ABI is single, expected double"):
+        gates._machine_and_class(replace(good, float_abi="single"), riscv)
+    with pytest.raises(gates.GateError, match="is big-endian, expected little-endian"):
+        gates._machine_and_class(replace(good, endian="big"), riscv)
+    arm = replace(riscv, elf_machine="EM_ARM", elf_class=32, float_abi="hard", eabi=5)
+    prog = elf.Facts("prog", 32, "EM_ARM", "ET_EXEC", float_abi="hard", eabi=5)
+    gates._machine_and_class(prog, arm)
+    with pytest.raises(gates.GateError, match="EABI version is 4, expected 5"):
+        gates._machine_and_class(replace(prog, eabi=4), arm)
+    gates._machine_and_class(replace(prog, eabi=4), replace(arm, eabi=0))   # 0: not asked for
+
+
+def recipes_with(tmp_path, row: str) -> Path:
+    """A copy of the recipes whose targets.yaml has one more row."""
+    rdir = tmp_path / "recipes"
+    shutil.copytree(REPO / "recipes", rdir)
+    shutil.copytree(REPO / "patches", tmp_path / "patches")
+    with open(rdir / "targets.yaml", "a") as f:
+        f.write(row)
+    return rdir
+
+
+ROW = """  riscv64:
+    triple: riscv64-linux-musl
+    qemu: riscv64
+    kernel_arch: riscv
+    elf_class: 64
+    elf_machine: EM_RISCV
+    float_abi: double
+"""
+
+
+def test_a_target_without_rust_is_one_row_and_says_so_once(tmp_path, capsys):
+    t = recipes.load(recipes_with(tmp_path, ROW)).targets["riscv64"]
+    assert t.rust_target == "" and rust.probe(type("B", (), {"target": t})()) == {"none": True}
+    b = type("B", (), {"target": t, "triple": t.triple})()
+    assert [rust._rust_build(b, s) for s in ("rust_std", "rust", "rust_obj")] == [None, None, None]
+    out = capsys.readouterr().out
+    assert out.count("Rust has no std for riscv64-linux-musl") == 1
+
+
+def test_minimum_versions_stop_before_any_work(tmp_path):
+    rdir = recipes_with(tmp_path, ROW + '    minimum: {musl: "9.9"}\n')
+    r = recipes.load(rdir)
+    with pytest.raises(ToolchainError, match=r"target riscv64 needs newer versions than selected: musl 1\.2\.\d+ < 9\.9"):
+        cmdline.check_names(Request("run", ("toolchain:riscv64",)), r, r.select())
+    cmdline.check_names(Request("run", ("toolchain:aarch64",)), r, r.select())   # other targets are fine
+
+
+@pytest.mark.parametrize("line, message", [
+    ("    endian: middle\n", "endian 'middle' is not little or big"),
+    ("    minimum: {glibc: \"2.0\"}\n", "minimum 'glibc'"),
+    ("    eabi: five\n", "field 'eabi' is a str"),
+])
+def test_bad_target_facts_are_file_line_errors(tmp_path, line, message):
+    with pytest.raises(RecipeError, match=message) as e:
+        recipes.load(recipes_with(tmp_path, ROW + line))
+    assert "targets.yaml:" in str(e.value)
+
+
+def test_a_qemu_name_must_be_a_machine_name(tmp_path):
+    with pytest.raises(RecipeError, match="is not a qemu machine name"):
+        recipes.load(recipes_with(tmp_path, ROW.replace("qemu: riscv64", "qemu: qemu-riscv64-static /bin/sh")))
+
+
+def test_the_host_compiler_gets_an_allow_listed_environment(tmp_path, monkeypatch):
+    from toolchain.settings import Settings
+    from toolchain.stages import Build
+    for leaky in ("CPATH", "LIBRARY_PATH", "GCC_EXEC_PREFIX", "COMPILER_PATH", "CONFIG_SITE", "MAKEFLAGS"):
+        monkeypatch.setenv(leaky, "/somewhere")
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    env = Build(Settings(out=tmp_path, distfiles=tmp_path), TARGETS["aarch64"], {}).env()
+    assert not {"CPATH", "LIBRARY_PATH", "GCC_EXEC_PREFIX", "COMPILER_PATH", "CONFIG_SITE", "MAKEFLAGS"} & set(env)
+    assert env["TMPDIR"] == str(tmp_path) and env["LC_ALL"] == "C" and env["PATH"].startswith(str(tmp_path))

@@ -1,0 +1,28 @@
+"""The build machine, and how a target's programs run on it: natively when the target is
+the build machine's own kind (same e_machine, class and byte order as the Python running
+this), else under qemu-user. Derived, not written in targets.yaml, so that an aarch64
+builder runs x86_64 programs under qemu and its own natively."""
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+from . import elf
+from .recipes import Target
+
+
+@functools.lru_cache(maxsize=None)
+def build_machine() -> tuple[str, int, str]:
+    """(e_machine, ELF class, endianness) of this machine's own programs."""
+    f = elf.facts(Path(sys.executable).resolve())
+    return str(f.machine), f.elf_class, f.endian
+
+
+def runs_natively(target: Target) -> bool:
+    return (target.elf_machine, target.elf_class, target.endian) == build_machine()
+
+
+def runner(target: Target) -> list[str]:
+    """The command prefix that runs one of the target's programs here."""
+    return [] if runs_natively(target) else [f"qemu-{target.qemu}-static"]
