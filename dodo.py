@@ -11,6 +11,7 @@ from doit import doit_cmd
 
 from toolchain import cmdline, hosttools, interrupt
 from toolchain.errors import ToolchainError
+from toolchain.stages import STAGES
 from toolchain.tasks import (Context, download_task, fetch_tasks, settings_task, source_tasks,
                              sources_tasks, stage_tasks, toolchain_tasks)
 
@@ -56,67 +57,18 @@ def task_sources():
     yield from sources_tasks(CTX)
 
 
-def task_binutils():
-    """binutils for the target, installed into its prefix"""
-    yield from stage_tasks(CTX, "binutils")
-
-
-def task_gcc_core():
-    """gcc's compiler proper (make all-gcc), gmp/mpfr/mpc built in-tree"""
-    yield from stage_tasks(CTX, "gcc_core")
-
-
-def task_libgcc_static():
-    """musl's headers, then a static-only libgcc for building musl"""
-    yield from stage_tasks(CTX, "libgcc_static")
-
-
-def task_musl():
-    """musl libc into the sysroot (crt objects, libc.a, libc.so)"""
-    yield from stage_tasks(CTX, "musl")
-
-
-def task_gcc():
-    """the rest of gcc: libgcc (with libgcc_eh), libstdc++; static libgcc into the sysroot"""
-    yield from stage_tasks(CTX, "gcc")
-
-
-def task_hello():
-    """C and C++ hello-worlds, -static and -static-pie: static ELF gates, run under qemu"""
-    yield from stage_tasks(CTX, "hello")
-
-
-def task_ncurses():
-    """wide-character ncurses, static, with terminfo for common terminals, into the sysroot"""
-    yield from stage_tasks(CTX, "ncurses")
-
-
-def task_libedit():
-    """libedit (readline API) against ncurses, static, into the sysroot; a test program runs"""
-    yield from stage_tasks(CTX, "libedit")
-
-
-def task_rust_std():
-    """the target's Rust std: rustup's, or built offline once from Debian's Rust source"""
-    yield from stage_tasks(CTX, "rust_std")
-
-
-def task_rust():
-    """Rust hello and unwinding test linked by our gcc against our musl (std from rustup or
-    built offline from Debian's Rust source)"""
-    yield from stage_tasks(CTX, "rust")
-
-
-def task_rust_obj():
-    """the seed-004 way: rustc --emit=obj, linked by gcc -nodefaultlibs ... -lgcc_eh -lc"""
-    yield from stage_tasks(CTX, "rust_obj")
-
-
-def task_package():
-    """env file, manifest and tarball of the target's toolchain"""
-    yield from stage_tasks(CTX, "package")
-
-
 def task_toolchain():
     """build the musl cross toolchain of a target"""
     yield from toolchain_tasks(CTX)
+
+
+def _stage_family(name: str, doc: str):
+    """doit's creator for one registered stage: a subtask per target, the stage's doc."""
+    def creator():
+        yield from stage_tasks(CTX, name)
+    creator.__doc__ = doc
+    return creator
+
+
+for _stage in STAGES:   # one family per stage of toolchain/stages.py's registry
+    globals()[f"task_{_stage.name}"] = _stage_family(_stage.name, _stage.doc)

@@ -16,7 +16,7 @@ from .errors import ToolchainError
 from .recipes import Recipes, Version
 
 # task families with a subtask per target, and with a subtask per selected package version
-PER_TARGET = (*(s[0] for s in stages.STAGES), "sources", "toolchain")
+PER_TARGET = (*stages.BY_NAME, "sources", "toolchain")
 PER_VERSION = ("fetch", "source")
 
 

@@ -57,8 +57,8 @@ MODULES = (
 
 def work(request: Request, targets: list[str], versions: list[str]) -> dict[str, set[str]]:
     """What the requested tasks will do: each stage (or "fetch", "source") -> the targets."""
-    after = {name: deps for name, _, _, deps in stages.STAGES}
-    reads = {name: r for name, _, r, _ in stages.STAGES}
+    after = {s.name: s.after for s in stages.STAGES}
+    reads = {s.name: s.reads for s in stages.STAGES}
     done: dict[str, set[str]] = {}
 
     def stage(name: str, target: str) -> None:
@@ -75,7 +75,7 @@ def work(request: Request, targets: list[str], versions: list[str]) -> dict[str,
         if family in after:
             stage(family, sub)
         elif family == "toolchain":
-            stage(stages.STAGES[-1][0], sub)
+            stage(stages.STAGES[-1].name, sub)
         elif family in ("source", "sources"):
             done.setdefault("source", set()).add("")
             done.setdefault("fetch", set()).add("")

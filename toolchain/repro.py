@@ -59,7 +59,7 @@ def quick_build(out: Path, target: str, distfiles: Path, extra: dict[str, str], 
     subprocess.run(["cp", "-a", str(origin.prefix), str(b.prefix)], check=True)
     # the records of the stages not re-run, and every input's fetch record: the package's
     # manifest lists them all, so the tarball can equal the one a full build makes
-    for name, *_ in stages.STAGES:
+    for name in stages.BY_NAME:
         if name not in QUICK_STAGES and origin.stamp(name).is_file():
             b.stamp(name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(origin.stamp(name), b.stamp(name))
@@ -67,7 +67,7 @@ def quick_build(out: Path, target: str, distfiles: Path, extra: dict[str, str], 
     libcc = Path("obj-gcc") / b.triple / "libgcc" / "libgcc.a"
     (b.work / libcc).parent.mkdir(parents=True)
     shutil.copy2(origin.work / libcc, b.work / libcc)
-    read = {p for name, _, reads, _ in stages.STAGES if name in QUICK_STAGES for p in reads}
+    read = {p for name in QUICK_STAGES for p in stages.BY_NAME[name].reads}
     for pkg in sorted(versions):
         sources.fetch(s, versions[pkg])
         if pkg in read:

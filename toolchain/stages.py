@@ -8,6 +8,8 @@ redone from a clean folder, so an interrupted stage never counts as done.
 """
 from __future__ import annotations
 
+import hashlib
+import inspect
 import json
 import os
 import shutil
@@ -16,6 +18,7 @@ import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from . import gates, libs, machine, package, rust
 from .recipes import Target, Version
@@ -305,57 +308,91 @@ def stage_package(b: Build, st: Status) -> None:
     print(f"[{b.target.name}] tarball {dest} ({dest.stat().st_size >> 20} MiB, {len(names)} entries)")
 
 
-STAGES = [
-    # name, function, packages whose source trees it reads, stages it comes after
-    ("binutils", stage_binutils, ("binutils",), ()),
-    ("gcc_core", stage_gcc_core, ("gcc", "gmp", "mpfr", "mpc"), ("binutils",)),
-    ("libgcc_static", stage_libgcc_static, ("musl",), ("gcc_core",)),
-    ("musl", stage_musl, ("musl",), ("libgcc_static",)),
-    ("gcc", stage_gcc, (), ("musl",)),
-    ("hello", stage_hello, (), ("gcc",)),
-    ("ncurses", libs.stage_ncurses, ("ncurses",), ("gcc",)),
-    ("libedit", libs.stage_libedit, ("libedit",), ("ncurses",)),
-    ("rust_std", rust.stage_rust_std, (), ("gcc",)),
-    ("rust", rust.stage_rust, (), ("rust_std",)),
-    ("rust_obj", rust.stage_rust_obj, (), ("rust",)),
-    ("package", stage_package, ("binutils",), ("hello", "libedit", "rust_obj")),
-]
+@dataclass(frozen=True)
+class Stage:
+    """One build stage, declared once. doit's task family (its doc, a subtask per target), the
+    graph (`reads`: packages whose source trees it reads; `after`: stages before it) and what
+    makes it stale (`config`: the values it uses besides files; `code`: the functions and
+    modules whose text it runs; `probe`: machine facts checked lazily) all come from here."""
 
-# stages that also depend on the machine (which Rust is installed): checked lazily by doit
-PROBES = {"rust_std": rust.probe, "rust": rust.probe, "rust_obj": rust.probe}
+    name: str
+    doc: str
+    run: Callable[[Build, Status], None]
+    reads: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+    config: Callable[[Build], dict] = lambda b: {}
+    code: tuple = ()
+    probe: Callable[[Build], dict] | None = None
+
+
+def _rust_config(b: Build) -> dict:
+    return {"rust": [b.target.rust_target, rust.HELLO, rust.UNWIND, rust.UNWIND_OUTPUT, rust.CARGO_TOML]}
+
+
+def _musl_config(b: Build) -> dict:
+    return {"configure": b.musl_flags(), "make": b.gcc_make_vars()}
+
+
+STAGES = (
+    Stage("binutils", "binutils for the target, installed into its prefix", stage_binutils,
+          reads=("binutils",), config=lambda b: {"configure": b.binutils_flags()}, code=(_make,)),
+    Stage("gcc_core", "gcc's compiler proper (make all-gcc), gmp/mpfr/mpc built in-tree", stage_gcc_core,
+          reads=("gcc", "gmp", "mpfr", "mpc"), after=("binutils",),
+          config=lambda b: {"configure": b.gcc_flags(), "make": b.gcc_make_vars()},
+          code=(_make, _gcc_shadow_source)),
+    Stage("libgcc_static", "musl's headers, then a static-only libgcc for building musl", stage_libgcc_static,
+          reads=("musl",), after=("gcc_core",), config=_musl_config, code=(_make, _musl_configure)),
+    Stage("musl", "musl libc into the sysroot (crt objects, libc.a, libc.so)", stage_musl,
+          reads=("musl",), after=("libgcc_static",), config=_musl_config, code=(_make, _musl_configure)),
+    Stage("gcc", "the rest of gcc: libgcc (with libgcc_eh), libstdc++; static libgcc into the sysroot",
+          stage_gcc, after=("musl",), config=lambda b: {"configure": b.gcc_flags(), "make": b.gcc_make_vars()},
+          code=(_make,)),
+    Stage("hello", "C and C++ hello-worlds, -static and -static-pie: static ELF gates, run under qemu",
+          stage_hello, after=("gcc",),
+          config=lambda b: {"programs": [HELLO_C, HELLO_CXX, b.runner, list(b.settings.languages)]}),
+    Stage("ncurses", "wide-character ncurses, static, with terminfo for common terminals, into the sysroot",
+          libs.stage_ncurses, reads=("ncurses",), after=("gcc",),
+          config=lambda b: {"configure": libs.NCURSES_FLAGS, "make": libs.NCURSES_MAKE,
+                            "terminals": list(libs.TERMINALS)}, code=(libs,)),
+    Stage("libedit", "libedit (readline API) against ncurses, static, into the sysroot; a test program runs",
+          libs.stage_libedit, reads=("libedit",), after=("ncurses",),
+          config=lambda b: {"configure": libs.LIBEDIT_FLAGS,
+                            "test": [libs.TEST_PROGRAM, libs.TEST_INPUT, libs.TEST_OUTPUT], "runner": b.runner},
+          code=(libs,)),
+    Stage("rust_std", "the target's Rust std: rustup's, or built offline once from Debian's Rust source",
+          rust.stage_rust_std, after=("gcc",),
+          config=lambda b: {"rust_std": [b.target.rust_target, "std,panic_unwind"]}, code=(rust,), probe=rust.probe),
+    Stage("rust", "Rust hello and unwinding test linked by our gcc against our musl (std from rustup or "
+          "built offline from Debian's Rust source)", rust.stage_rust, after=("rust_std",),
+          config=_rust_config, code=(rust,), probe=rust.probe),
+    Stage("rust_obj", "the seed-004 way: rustc --emit=obj, linked by gcc -nodefaultlibs ... -lgcc_eh -lc",
+          rust.stage_rust_obj, after=("rust",), config=_rust_config, code=(rust,), probe=rust.probe),
+    Stage("package", "env file, manifest and tarball of the target's toolchain", stage_package,
+          reads=("binutils",), after=("hello", "libedit", "rust_obj"), code=(package,)),
+)
+BY_NAME = {s.name: s for s in STAGES}
+COMMON_CODE = (Build, run, clean_dir, gates)   # every stage runs through these
+
+
+def _code_hash(stage: Stage) -> str:
+    """The text of everything the stage runs: an edit re-runs it (and what comes after)."""
+    h = hashlib.sha256()
+    for obj in (*COMMON_CODE, stage.run, *stage.code):
+        h.update(inspect.getsource(obj).encode())
+    return h.hexdigest()
 
 
 def stage_config(b: Build, name: str) -> dict:
-    """What a stage reads besides files: flags and versions (for doit's config_changed)."""
-    config = {"target": b.target.name, "triple": b.triple, "host_flags": b.env()["CFLAGS"],
-              "prefix": str(b.prefix)}
-    if name == "binutils":
-        config["configure"] = b.binutils_flags()
-    elif name in ("gcc_core", "gcc"):
-        config["configure"] = b.gcc_flags()
-        config["make"] = b.gcc_make_vars()
-    elif name in ("libgcc_static", "musl"):
-        config["configure"] = b.musl_flags()
-        config["make"] = b.gcc_make_vars()
-    elif name == "hello":
-        config["programs"] = [HELLO_C, HELLO_CXX, b.runner, list(b.settings.languages)]
-    elif name == "ncurses":
-        config["configure"] = libs.NCURSES_FLAGS
-        config["make"] = libs.NCURSES_MAKE
-        config["terminals"] = list(libs.TERMINALS)
-    elif name == "rust_std":
-        config["rust_std"] = [b.target.rust_target, "std,panic_unwind"]
-    elif name in ("rust", "rust_obj"):
-        config["rust"] = [b.target.rust_target, rust.HELLO, rust.UNWIND, rust.UNWIND_OUTPUT, rust.CARGO_TOML]
-    elif name == "libedit":
-        config["configure"] = libs.LIBEDIT_FLAGS
-        config["test"] = [libs.TEST_PROGRAM, libs.TEST_INPUT, libs.TEST_OUTPUT]
-    return config
+    """What a stage reads besides files (for doit's config_changed): the target, the host
+    environment, its own values and the hash of its code."""
+    stage = BY_NAME[name]
+    return {"target": b.target.name, "triple": b.triple, "host_flags": b.env()["CFLAGS"],
+            "host_env": list(HOST_ENV), "prefix": str(b.prefix), **stage.config(b), "code": _code_hash(stage)}
 
 
 def execute(b: Build, name: str) -> None:
     """Run one stage from a clean state; write its stamp only after its gates passed."""
-    fn = {n: f for n, f, _, _ in STAGES}[name]
+    stage = BY_NAME[name]
     stamp = b.stamp(name)
     stamp.unlink(missing_ok=True)
     log = b.log(name)
@@ -363,10 +400,10 @@ def execute(b: Build, name: str) -> None:
     log.write_text("")
     started = time.time()
     with Status(f"{b.target.name} {name}") as st:
-        fn(b, st)
+        stage.run(b, st)
         elapsed = st.elapsed()
     record = {"stage": name, "target": b.target.name, "seconds": round(elapsed, 1),
-              "started": started, "log": str(log), "probe": PROBES[name](b) if name in PROBES else None,
+              "started": started, "log": str(log), "probe": stage.probe(b) if stage.probe else None,
               "versions": {p: v.version for p, v in b.versions.items()},
               "config": stage_config(b, name)}
     write_json(stamp, record)
@@ -377,7 +414,7 @@ def execute(b: Build, name: str) -> None:
 def probe_unchanged(b: Build, name: str) -> bool:
     """For doit: the machine facts the stage was built with are still the same."""
     try:
-        return json.loads(b.stamp(name).read_text()).get("probe") == PROBES[name](b)
+        return json.loads(b.stamp(name).read_text()).get("probe") == BY_NAME[name].probe(b)
     except (OSError, ValueError):
         return False
 
@@ -385,7 +422,7 @@ def probe_unchanged(b: Build, name: str) -> bool:
 def write_report(b: Build) -> dict:
     """The target's build report: each finished stage's wall time, versions and flags."""
     stages = {}
-    for name, *_ in STAGES:
+    for name in BY_NAME:
         try:
             stages[name] = json.loads(b.stamp(name).read_text())
         except (OSError, ValueError):

@@ -103,11 +103,11 @@ def _build(ctx: Context, target) -> stages.Build:
 
 def stage_tasks(ctx: Context, name: str):
     """One build stage, a subtask per target."""
-    _, _, reads, after = next(s for s in stages.STAGES if s[0] == name)
+    stage = stages.BY_NAME[name]
     for target in ctx.recipes.targets.values():
         b = _build(ctx, target)
-        deps = [str(sources.tree_path(ctx.settings, ctx.versions[p]) / sources.MARKER) for p in reads]
-        deps += [str(b.stamp(stage)) for stage in after]
+        deps = [str(sources.tree_path(ctx.settings, ctx.versions[p]) / sources.MARKER) for p in stage.reads]
+        deps += [str(b.stamp(before)) for before in stage.after]
         yield {
             "name": target.name,
             "doc": f"{name} stage for {target.triple}",
@@ -116,7 +116,7 @@ def stage_tasks(ctx: Context, name: str):
             "targets": [str(b.stamp(name))],
             "uptodate": [config_changed(stages.stage_config(b, name))]
                         + ([(lambda task, values, b=b: stages.probe_unchanged(b, name))]
-                           if name in stages.PROBES else []),
+                           if stage.probe else []),
             "verbosity": 2,
         }
 
@@ -137,7 +137,7 @@ def sources_tasks(ctx: Context):
 
 
 def toolchain_tasks(ctx: Context):
-    last = stages.STAGES[-1][0]
+    last = stages.STAGES[-1].name
     for target in ctx.recipes.targets.values():
         b = _build(ctx, target)
         yield {
