@@ -52,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "doctor":
         return doctor(args.files)
     from . import cmdline, interrupt, recipes, repro
+    if not (repro.ROOT / "dodo.py").is_file():
+        print("error: repro builds with a checkout of musl-toolchain (its dodo.py, recipes/ and patches/); "
+              "this command was installed without one\n  fix: run `.venv/bin/python -m toolchain repro ...` "
+              "in the checkout", file=sys.stderr)
+        return 2
     extra = {}
     for item in args.settings:
         name, sep, value = item.partition("=")
