@@ -459,7 +459,7 @@ def _selected(c: _Checker, item: _Map, listed: list[str]) -> list[str]:
         fix = "write " + RANGE_FORMS
         if isinstance(spec, str) and spec in listed:
             fix = f'write ["{spec}"] for exactly that version, or ' + RANGE_FORMS
-        elif not isinstance(spec, str):
+        elif isinstance(spec, (int, float)):
             fix = 'quote it (YAML reads 15:16 unquoted as a number), e.g. "14.2.0:16.2.0"; or write ' + RANGE_FORMS
         raise RecipeError(f"versions {spec!r} is not a range or a list of versions", where=where, fix=fix)
     if not selected:
@@ -473,7 +473,6 @@ def _shared_patches(c: _Checker, doc: _Map, package: str, located: dict[str, tup
     """The package-level `patches:` by version: each entry applies to the versions its `versions:`
     selects, and its file is patches/<package>/<file>, one copy for all of them."""
     package_dir = patches_dir / package
-    on_disk = {p.name for p in package_dir.glob("*.patch") if p.is_file()} if package_dir.is_dir() else set()
     chosen: dict[str, list[Patch]] = {ver: [] for ver in located}
     listed: set[str] = set()
     for item in doc.get("patches") or []:
@@ -494,13 +493,18 @@ def _shared_patches(c: _Checker, doc: _Map, package: str, located: dict[str, tup
                                       f"leave {ver} out of `versions:`, or drop only_for")
             chosen[ver].append(patch)
         listed.add(name)
+    return chosen
+
+
+def _check_shared_listed(c: _Checker, doc: _Map, package_dir: Path, listed: set[str]) -> None:
+    """Every patches/<package>/*.patch is an entry of the package-level `patches:`."""
+    on_disk = {p.name for p in package_dir.glob("*.patch") if p.is_file()} if package_dir.is_dir() else set()
     for name in sorted(on_disk - listed):
         raise RecipeError(f"{_rel(package_dir / name)} is not listed in {_rel(c.path)}",
                           where=c.where(doc, "patches") if "patches" in doc else c.where(doc),
                           fix=f"add `- file: {name}` with `versions:`, `why:` and `upstream:` under the "
                               f"package-level `patches:`, or move it into {_rel(package_dir)}/<version>/ "
                               "and list it under that version")
-    return chosen
 
 
 def load_package(path: Path, patches_dir: Path | None = None) -> Package:
@@ -514,7 +518,6 @@ def load_package(path: Path, patches_dir: Path | None = None) -> Package:
         raise RecipeError(f"package {name!r} in a file named {path.name}", where=c.where(doc, "package"),
                           fix=f"write `package: {path.stem}` or rename the file")
     located: dict[str, tuple[Location, ...]] = {}
-    own: dict[str, tuple[Patch, ...]] = {}
     previous = None
     for ver, body in doc["versions"].items():
         if not isinstance(ver, str):
@@ -526,19 +529,20 @@ def load_package(path: Path, patches_dir: Path | None = None) -> Package:
                               where=c.where(doc["versions"], ver), fix="list versions newest first")
         previous = ver
         located[ver] = _locations(c, body, "locations", f"{name} {ver}")
-        variants = {loc.variant for loc in located[ver] if loc.variant}
-        own[ver] = _patches(c, body, name, ver, variants, patches_dir)
     shared = _shared_patches(c, doc, name, located, patches_dir)
     versions: dict[str, Version] = {}
     for ver, locs in located.items():
-        for p in own[ver]:
+        variants = {loc.variant for loc in locs if loc.variant}
+        own = _patches(c, doc["versions"][ver], name, ver, variants, patches_dir)
+        for p in own:
             twin = next((s for s in shared[ver] if s.file == p.file), None)
             if twin:
                 raise RecipeError(f"patch {p.file} is listed twice for {name} {ver}: under the version "
                                   f"and in the package-level patches ({twin.where})", where=p.where,
                                   fix=f"drop one of them, or leave {ver} out of the package-level entry's `versions:`")
-        patches = tuple(sorted(own[ver] + tuple(shared[ver]), key=lambda p: p.file))
+        patches = tuple(sorted(own + tuple(shared[ver]), key=lambda p: p.file))
         versions[ver] = Version(name, ver, locs, patches, path, where=c.where(doc["versions"], ver))
+    _check_shared_listed(c, doc, patches_dir / name, {p.file for ps in shared.values() for p in ps})
     patch_root = patches_dir / name
     if patch_root.is_dir():
         for d in sorted(patch_root.iterdir()):
