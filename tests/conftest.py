@@ -18,20 +18,21 @@ def sha(data: bytes) -> str:
 class Server:
     """Serves `routes[path]`: a list of behaviours used one per request (the last repeats).
 
-    Behaviours: ("file", data) with Range support; ("status", code); ("html", text) as a
-    200 text/html page; ("disguised", text) an HTML page sent as application/octet-stream;
-    ("cut", data, n) sends the headers of all of data but only n bytes, then drops the
-    connection.
+    Behaviours: ("file", data) with Range support; ("status", code[, headers]) a short error
+    answer, with extra headers (e.g. Retry-After) when given; ("html", text) as a 200 text/html
+    page; ("disguised", text) an HTML page sent as application/octet-stream; ("cut", data, n)
+    sends the headers of all of data but only n bytes, then drops the connection.
 
-    Hostile ones: ("endless", "chunked" | "close") a body that never ends (chunked, or without
-    Content-Length until the connection closes); ("claim", data, n) announces Content-Length n
-    but sends data; ("drip", data, n, seconds) sends n bytes of data per interval; ("stall",
-    data, n) sends the headers of all of data and n bytes, then nothing; ("gzip", data) the raw
-    bytes labelled Content-Encoding: gzip; ("redirect", location, code) (location None: no
-    Location header); ("badrange", data, start) answers a Range request with a 206 whose
-    Content-Range begins at `start` (and a plain request with the whole file); ("raw", bytes)
-    writes bytes as the whole answer; ("rawdrip", head, body, n, seconds) writes head, then n
-    bytes of body per interval. Slow handlers give up when the server closes.
+    Hostile ones: ("endless", "chunked" | "close"[, code]) a body that never ends (chunked, or
+    without Content-Length until the connection closes), status 200 unless `code` is given;
+    ("claim", data, n) announces Content-Length n but sends data; ("drip", data, n, seconds)
+    sends n bytes of data per interval; ("stall", data, n) sends the headers of all of data and
+    n bytes, then nothing; ("gzip", data) the raw bytes labelled Content-Encoding: gzip;
+    ("redirect", location, code) (location None: no Location header); ("badrange", data, start)
+    answers a Range request with a 206 whose Content-Range begins at `start` (and a plain
+    request with the whole file); ("raw", bytes) writes bytes as the whole answer; ("rawdrip",
+    head, body, n, seconds) writes head, then n bytes of body per interval. Slow handlers give
+    up when the server closes.
     """
 
     def __init__(self):
@@ -76,7 +77,7 @@ class Server:
 
             def _behave(self, kind, behaviour):
                 if kind == "status":
-                    return self._send(behaviour[1], b"error", "text/plain")
+                    return self._send(behaviour[1], b"error", "text/plain", *behaviour[2:])
                 if kind == "html":
                     return self._send(200, behaviour[1].encode(), "text/html; charset=utf-8")
                 if kind == "disguised":
@@ -97,7 +98,7 @@ class Server:
                     self._drip(behaviour[2], behaviour[3], behaviour[4])
                     return None
                 if kind == "endless":
-                    return self._endless(behaviour[1])
+                    return self._endless(*behaviour[1:])
                 data = behaviour[1]
                 if kind in ("claim", "drip", "stall", "gzip"):
                     return self._misbehave(kind, behaviour)
@@ -166,8 +167,8 @@ class Server:
                     self.wfile.flush()
                 self.close_connection = True
 
-            def _endless(self, framing):
-                self.send_response(200)
+            def _endless(self, framing, code=200):
+                self.send_response(code)
                 self.send_header("Content-Type", "application/octet-stream")
                 if framing == "chunked":
                     self.send_header("Transfer-Encoding", "chunked")
@@ -181,10 +182,12 @@ class Server:
                 self.close_connection = True
                 return None
 
-            def _send(self, code, body, ctype):
+            def _send(self, code, body, ctype, headers=None):
                 self.send_response(code)
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Content-Type", ctype)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(body)
 

@@ -213,17 +213,18 @@ def test_configure_arguments_name_no_build_folder(tmp_path):
     from toolchain import recipes, settings, stages
     r = recipes.load()
     s = settings.load({"out": str(tmp_path / "out")}, env={})
-    b = stages.Build(s, r.targets["aarch64"], r.select({}))
-    flags = " ".join(b.binutils_flags() + b.gcc_flags() + b.musl_flags())
-    assert str(tmp_path) not in flags and "--prefix= " in flags + " "
-    assert "--with-sysroot=/aarch64-linux-musl" in flags
-    assert f"SYSROOT_CFLAGS_FOR_TARGET=--sysroot={b.sysroot}" in b.gcc_make_vars()
-    assert f"-ffile-prefix-map={tmp_path / 'out'}=" in b.target_cflags
-    assert f"-ffile-prefix-map={tmp_path / 'out'}=" in " ".join(b.gcc_make_vars())
-    # gcc hashes the host link flags (CXXFLAGS) into cc1's PCH checksum: no folder there
-    assert str(tmp_path) not in b.env()["CFLAGS"] + b.env()["CXXFLAGS"]
-    src = b.src("gcc")
-    assert b.configure(src, b.work / "obj-gcc") == "../../../src/" + src.name + "/configure"
+    for target in r.targets.values():
+        b = stages.Build(s, target, r.select({}))
+        flags = " ".join(b.binutils_flags() + b.gcc_flags() + b.musl_flags())
+        assert str(tmp_path) not in flags and "--prefix= " in flags + " "
+        assert f"--with-sysroot=/{target.triple}" in flags
+        assert f"SYSROOT_CFLAGS_FOR_TARGET=--sysroot={b.sysroot}" in b.gcc_make_vars()
+        assert f"-ffile-prefix-map={tmp_path / 'out'}=" in b.target_cflags
+        assert f"-ffile-prefix-map={tmp_path / 'out'}=" in " ".join(b.gcc_make_vars())
+        # gcc hashes the host link flags (CXXFLAGS) into cc1's PCH checksum: no folder there
+        assert str(tmp_path) not in b.env()["CFLAGS"] + b.env()["CXXFLAGS"]
+        src = b.src("gcc")
+        assert b.configure(src, b.work / "obj-gcc") == "../../../src/" + src.name + "/configure"
 
 
 def test_interrupted_repro_stops_its_builds():
@@ -236,11 +237,11 @@ def test_interrupted_repro_stops_its_builds():
         def wait(self):
             self.waits += 1
             if self.waits == 1:
-                raise KeyboardInterrupt
+                raise KeyboardInterrupt("Ctrl-C in the first wait")
             return self.p.wait()
 
         def terminate(self):
             self.p.terminate()
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match="Ctrl-C in the first wait"):  # the same one, passed on
         repro._wait([Interrupted(procs[0]), procs[1]])
     assert procs[0].poll() is not None and procs[1].poll() is not None   # both stopped and reaped

@@ -4,17 +4,19 @@ from __future__ import annotations
 import hashlib
 import io
 import shutil
+import subprocess
 import tarfile
 
 import pytest
 
 from conftest import make_tar, sha
-from toolchain.debian import Apt, Archive, debian_archives, deb_src_stanzas, upstream_part
+from toolchain.debian import (Apt, Archive, compare_versions, debian_archives, deb_src_stanzas, newest_first,
+                              upstream_part)
 from toolchain.errors import FetchError
 from toolchain.fetch import Fetcher
 from toolchain.recipes import Location
 
-pytestmark = pytest.mark.skipif(shutil.which("apt-get") is None, reason="needs apt-get (Debian/Ubuntu)")
+needs_apt = pytest.mark.skipif(shutil.which("apt-get") is None, reason="needs apt-get (Debian/Ubuntu)")
 
 
 def test_deb_src_is_derived_from_the_machines_sources(tmp_path):
@@ -41,15 +43,65 @@ def test_upstream_part_of_debian_versions():
     assert upstream_part("1.2.6") == "1.2.6"
 
 
+# pairs where a naive comparison goes wrong; dpkg itself is the judge
+TRICKY = [
+    ("1.0~rc1", "1.0"), ("1.0~rc1", "1.0~rc1~1"), ("1.0~", "1.0"), ("1:0.9", "2.0"), ("0:1.0", "1.0"),
+    ("1.2.5-3~deb12u1", "1.2.5-3"), ("1.2.5-3+deb12u1", "1.2.5-3"), ("1.2.5-3~bpo12+1", "1.2.5-2"),
+    ("6.6+20251231-1", "6.6-1"), ("6.6+20251231-1", "6.6.1-1"), ("1.0a", "1.0+"), ("1.0a", "1.0"),
+    ("1.0-0", "1.0"), ("1.0-1", "1.0"), ("1.0.0", "1.0"), ("1.01", "1.1"), ("1.10", "1.9"),
+    ("1.0a", "1.0A"), ("1.0.", "1.0"), ("1.0+", "1.0."), ("3.1-20250104-1", "3.1-20250103-2"),
+    ("2:6.3.0+dfsg-5", "1:7.0-1"), ("1.2.3-1.1", "1.2.3-1+b1"), ("a", "1"), ("1.0~~", "1.0~"),
+    ("10:1-1", "9:9-9"), ("1:1.0-1", "1:1.0-1"), ("1.0-1~", "1.0-1"), ("12.2.0-14+deb12u1", "12.2.0-14"),
+]
+
+
+def _dpkg_says(a: str, b: str) -> int:
+    """-1, 0 or 1 by dpkg --compare-versions (always on Debian: missing, the test fails)."""
+    def holds(op: str) -> bool:
+        return subprocess.run(["dpkg", "--compare-versions", a, op, b]).returncode == 0
+    return -1 if holds("lt") else 0 if holds("eq") else 1
+
+
+@pytest.mark.parametrize("a,b", TRICKY, ids=[f"{a} vs {b}" for a, b in TRICKY])
+def test_version_order_is_dpkgs(a, b):
+    expected = _dpkg_says(a, b)
+    assert (compare_versions(a, b), compare_versions(b, a)) == (expected, -expected)
+
+
+def test_newest_first_puts_a_stable_update_below_its_base_revision():
+    assert newest_first(["1.2.5-3~deb12u1", "1.2.5-3", "1.2.5-2", "1.2.5-3", "1:1.0-1"]) == \
+        ["1:1.0-1", "1.2.5-3", "1.2.5-3~deb12u1", "1.2.5-2"]
+
+
 def _checksums(files: dict[str, bytes]) -> str:
     sha_lines = "".join(f" {sha(d)} {len(d)} {n}\n" for n, d in files.items())
     md5_lines = "".join(f" {hashlib.md5(d).hexdigest()} {len(d)} {n}\n" for n, d in files.items())
     return f"Checksums-Sha256:\n{sha_lines}Files:\n{md5_lines}"
 
 
+def _publish(server, packages: list[tuple[str, str, dict[str, bytes]]], served: str) -> str:
+    """A one-suite (sid) archive of testpkg: (version, pool folder, files) each, in the index's
+    order; only the files of `served` versions are downloadable. Returns the archive's URL."""
+    head = "Package: testpkg\nBinary: testpkg\nMaintainer: T <t@example.invalid>\nArchitecture: any\n" \
+           "Format: 3.0 (quilt)\n"
+    sources = "\n".join(f"{head}Version: {v}\nDirectory: pool/main/t/{folder}\n{_checksums(files)}"
+                        for v, folder, files in packages).encode()
+    release = (f"Suite: sid\nCodename: sid\nComponents: main\nArchitectures: source\n"
+               f"SHA256:\n {sha(sources)} {len(sources)} main/source/Sources\n").encode()
+    server.routes["/debian/dists/sid/Release"] = [("file", release)]
+    server.routes["/debian/dists/sid/main/source/Sources"] = [("file", sources)]
+    for v, folder, files in packages:
+        if v in served:
+            for name, data in files.items():
+                server.routes[f"/debian/pool/main/t/{folder}/{name}"] = [("file", data)]
+    return server.url + "/debian"
+
+
 @pytest.fixture
 def archive(server):
-    """A one-suite archive: testpkg 1.0-2 (files gone, as seen in sid) and 1.0-1 (served)."""
+    """testpkg 1.0-2 (files gone, as seen in sid) and 1.0-1 (served)."""
+    if shutil.which("apt-get") is None:
+        pytest.skip("needs apt-get (Debian/Ubuntu)")
     orig = make_tar({"hello.c": b"hello\n"}, top="testpkg-1.0")
     patch = b"--- a/hello.c\n+++ b/hello.c\n"
     buf = io.BytesIO()
@@ -62,22 +114,23 @@ def archive(server):
               "testpkg_1.0-1.debian.tar.xz": debian_tar}
     files2 = {"testpkg_1.0-2.dsc": b"dsc2\n", "testpkg_1.0.orig.tar.gz": orig,
               "testpkg_1.0-2.debian.tar.xz": debian_tar}
-    head = "Package: testpkg\nBinary: testpkg\nMaintainer: T <t@example.invalid>\nArchitecture: any\n" \
-           "Format: 3.0 (quilt)\n"
-    sources = (f"{head}Version: 1.0-2\nDirectory: pool/main/t/gone\n{_checksums(files2)}\n"
-               f"{head}Version: 1.0-1\nDirectory: pool/main/t/testpkg\n{_checksums(files1)}").encode()
-    release = (f"Suite: sid\nCodename: sid\nComponents: main\nArchitectures: source\n"
-               f"SHA256:\n {sha(sources)} {len(sources)} main/source/Sources\n").encode()
-    server.routes["/debian/dists/sid/Release"] = [("file", release)]
-    server.routes["/debian/dists/sid/main/source/Sources"] = [("file", sources)]
-    for name, data in files1.items():
-        server.routes[f"/debian/pool/main/t/testpkg/{name}"] = [("file", data)]
-    return {"orig": orig, "patch": patch, "url": server.url + "/debian"}
+    url = _publish(server, [("1.0-2", "gone", files2), ("1.0-1", "testpkg", files1)], served=["1.0-1"])
+    return {"orig": orig, "patch": patch, "url": url}
 
 
 def make_fetcher(tmp_path, archive) -> Fetcher:
     apt = Apt(tmp_path / "apt", suites=("sid",), archives=[Archive(archive["url"], trusted=True)])
     return Fetcher(tmp_path / "dist", apt=apt, backoff=0.0)
+
+
+@needs_apt
+def test_candidates_put_a_stable_update_after_its_base_revision(tmp_path, server):
+    versions = ["1.0-1~deb12u1", "1.0-1", "0.9-1", "1.0-1+b1"]
+    url = _publish(server, [(v, f"v{i}", {f"testpkg_{v}.dsc": v.encode()}) for i, v in enumerate(versions)],
+                   served=[])
+    apt = Apt(tmp_path / "apt", suites=("sid",), archives=[Archive(url, trusted=True)])
+    apt.update()
+    assert apt.candidates("testpkg", "1.0") == ["1.0-1+b1", "1.0-1", "1.0-1~deb12u1"]
 
 
 def test_orig_from_debian_tries_each_revision(tmp_path, archive, server):

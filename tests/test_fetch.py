@@ -1,10 +1,13 @@
 """Fetching against a real HTTP server on 127.0.0.1 that misbehaves on purpose."""
 from __future__ import annotations
 
+import socket
+import threading
+
 import pytest
 
 from conftest import make_tar, sha
-from toolchain.download import Limits, part_path
+from toolchain.download import Limits, download, part_path, retrying_session
 from toolchain.errors import FetchError
 from toolchain.fetch import Fetcher
 from toolchain.recipes import Location
@@ -69,6 +72,103 @@ def test_500_twice_then_success_is_retried(server, tmp, payload):
     assert len(server.requests_for("/pkg-1.0.tar.gz")) == 3
 
 
+def test_500_twice_then_success_without_a_session_of_ours(server, tmp, payload):
+    server.routes["/" + NAME] = [("status", 500), ("status", 500), ("file", payload)]
+    got = download(f"{server.url}/{NAME}", tmp / NAME, sha(payload), backoff=0.0)
+    assert got.read_bytes() == payload
+    assert len(server.requests_for("/" + NAME)) == 3
+
+
+@pytest.mark.parametrize("status", [429, 502, 504])
+def test_busy_server_is_asked_again(server, tmp, payload, status):
+    server.routes["/" + NAME] = [("status", status), ("file", payload)]
+    got = fetcher(tmp).fetch((url_loc(f"{server.url}/{NAME}", payload),), "pkg 1.0")
+    assert got.path.read_bytes() == payload
+    assert len(server.requests_for("/" + NAME)) == 2
+
+
+def finishes(work) -> object:
+    """The result of work(), which must not hang (a long sleep would be a failure, not a wait)."""
+    outcome: list = []
+
+    def run():
+        try:
+            outcome.append((work(), None))
+        except BaseException as e:  # handed to the test's thread
+            outcome.append((None, e))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive(), "still waiting after 60 s"
+    result, error = outcome[0]
+    if error:
+        raise error
+    return result
+
+
+@pytest.mark.parametrize("retry_after,cap,wait", [("1", 5.0, "1s"), ("3600", 0.2, "0.2s"),
+                                                  ("Fri, 31 Dec 9999 23:59:59 GMT", 0.2, "0.2s")])
+def test_retry_after_is_honoured_up_to_the_cap(server, tmp, payload, capsys, retry_after, cap, wait):
+    server.routes["/" + NAME] = [("status", 503, {"Retry-After": retry_after}), ("file", payload)]
+    f = fetcher(tmp, limits=Limits(max_wait=cap))
+    got = finishes(lambda: f.fetch((url_loc(f"{server.url}/{NAME}", payload),), "pkg 1.0"))
+    assert got.path.read_bytes() == payload
+    assert len(server.requests_for("/" + NAME)) == 2
+    assert f"/{NAME}: HTTP 503; retry 1/4 in {wait}\n" in capsys.readouterr().err
+
+
+def test_retry_after_cap_bounds_the_computed_wait():
+    retry = retrying_session(4, 1.0, Limits()).get_adapter("https://example.org/").max_retries
+    assert retry.parse_retry_after("3600") == 60.0
+    assert retry.parse_retry_after("5") == 5
+    assert retry.parse_retry_after("soon") == 0  # unreadable: the backoff applies instead
+
+
+def test_unreadable_retry_after_falls_back_to_the_backoff(server, tmp, payload):
+    server.routes["/" + NAME] = [("status", 503, {"Retry-After": "soon"}), ("file", payload)]
+    got = fetcher(tmp).fetch((url_loc(f"{server.url}/{NAME}", payload),), "pkg 1.0")
+    assert got.path.read_bytes() == payload
+    assert len(server.requests_for("/" + NAME)) == 2
+
+
+def test_server_down_for_good_gives_one_error_with_status_and_attempts(server, tmp, payload):
+    server.routes["/" + NAME] = [("status", 503)]
+    with pytest.raises(FetchError, match=r"HTTP 503 Service Unavailable \(gave up after 3 attempts\)"):
+        fetcher(tmp, retries=2).fetch((url_loc(f"{server.url}/{NAME}", payload),), "pkg 1.0")
+    assert len(server.requests_for("/" + NAME)) == 3
+
+
+def test_endless_error_body_is_not_read(server, tmp, payload):
+    server.routes["/" + NAME] = [("endless", "close", 503), ("file", payload)]
+    f = fetcher(tmp)
+    got = finishes(lambda: f.fetch((url_loc(f"{server.url}/{NAME}", payload),), "pkg 1.0"))
+    assert got.path.read_bytes() == payload
+
+
+def test_connection_dropped_before_the_answer_is_retried(server, tmp, payload):
+    server.routes["/" + NAME] = [("raw", b""), ("file", payload)]
+    got = fetcher(tmp).fetch((url_loc(f"{server.url}/{NAME}", payload),), "pkg 1.0")
+    assert got.path.read_bytes() == payload
+    assert len(server.requests_for("/" + NAME)) == 2
+
+
+def test_refused_connection_is_retried_then_named(tmp, payload):
+    with socket.socket() as s:  # a port that was just free: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(FetchError, match=r"cannot connect \(gave up after 3 attempts\)"):
+        fetcher(tmp, retries=2).fetch((url_loc(f"http://127.0.0.1:{port}/{NAME}", payload),), "pkg 1.0")
+
+
+def test_tls_failure_is_not_retried(server, tmp, payload, capsys):
+    server.routes["/" + NAME] = [("file", payload)]
+    url = server.url.replace("http://", "https://") + "/" + NAME  # TLS to a plain HTTP server
+    with pytest.raises(FetchError, match="TLS failed"):
+        fetcher(tmp).fetch((url_loc(url, payload),), "pkg 1.0")
+    assert "; retry " not in capsys.readouterr().err
+
+
 def test_connection_cut_mid_file_resumes_with_range(server, tmp, payload):
     server.routes["/pkg-1.0.tar.gz"] = [("cut", payload, 300_000), ("file", payload)]
     got = fetcher(tmp).fetch((url_loc(server.url + "/pkg-1.0.tar.gz", payload),), "pkg 1.0")
@@ -77,6 +177,13 @@ def test_connection_cut_mid_file_resumes_with_range(server, tmp, payload):
     assert ranges[0] is None
     assert ranges[1] is not None and ranges[1].startswith("bytes=") and ranges[1] != "bytes=0-"
     assert int(ranges[1][6:].rstrip("-")) > 0
+
+
+def test_cuts_are_resumed_a_bounded_number_of_times(server, tmp, payload):
+    server.routes["/" + NAME] = [("cut", payload, 1000)]
+    with pytest.raises(FetchError, match=r"connection (lost|closed) after \d+ .*\(gave up after 2 resumes\)"):
+        fetcher(tmp, retries=2).fetch((url_loc(f"{server.url}/{NAME}", payload),), "pkg 1.0")
+    assert len(server.requests_for("/" + NAME)) == 3
 
 
 def earlier_part(tmp, url: str, data: bytes) -> None:
@@ -171,7 +278,8 @@ def test_part_left_by_a_mirror_is_never_resumed_from_upstream(server, tmp, paylo
     server.routes["/mirror/pkg-1.0.tar.gz"] = [("cut", wrong, 300_000), ("status", 404)]
     server.routes["/up/pkg-1.0.tar.gz"] = [("status", 503), ("file", payload)]
     loc = url_loc(server.url + "/up/pkg-1.0.tar.gz", payload)
-    with pytest.raises(FetchError):  # first run: the mirror cuts off after wrong bytes, upstream is down
+    # first run: the mirror cuts off after wrong bytes, upstream is down
+    with pytest.raises(FetchError, match=r"up/pkg-1.0.tar.gz: HTTP 503 Service Unavailable"):
         fetcher(tmp, mirrors=(server.url + "/mirror",), retries=0).fetch((loc,), "pkg 1.0")
     got = fetcher(tmp, mirrors=(server.url + "/mirror",), retries=0).fetch((loc,), "pkg 1.0")
     assert got.path.read_bytes() == payload

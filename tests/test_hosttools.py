@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from toolchain import hosttools, machine, recipes
+from toolchain import hosttools, machine, recipes, stages
 from toolchain.cmdline import Request
 from toolchain.errors import ToolchainError
 
@@ -17,6 +17,7 @@ RECIPES = recipes.load()
 TARGETS = list(RECIPES.targets)
 KEYS = [v.key for v in RECIPES.select().values()]
 QEMU = {n: " ".join(machine.runner(t)) for n, t in RECIPES.targets.items()}
+EMULATED = [n for n, t in RECIPES.targets.items() if not machine.runs_natively(t)]
 REQUIRED = sorted({t.program for t in hosttools.TOOLS if not t.optional and t.program != hosttools.QEMU})
 
 
@@ -35,27 +36,36 @@ def fake_path(tmp_path: Path, monkeypatch, *programs: str) -> None:
 
 
 def test_needs_follow_the_stage_graph():
+    t = TARGETS[0]
     assert needed() == {} and needed("settings") == {}
     assert needed("fetch:" + KEYS[0]) == {"fetch": {""}} and needed("download") == {"fetch": {""}}
-    assert set(needed("sources:aarch64")) == {"fetch", "source"}
-    assert set(needed("binutils:x86_64")) == {"fetch", "source", "binutils"}
-    assert set(needed("musl:armv7")) == {"fetch", "source", "binutils", "gcc_core", "libgcc_static", "musl"}
-    whole = needed("toolchain:aarch64")
-    assert set(whole) == {"fetch", "source"} | set(hosttools.stages.BY_NAME)
-    assert whole["hello"] == {"aarch64"}
-    assert needed("hello")["hello"] == set(TARGETS)          # a family alone: all its subtasks
-    assert needed("toolchain:a*")["package"] == {"aarch64", "armv7"}
+    assert set(needed(f"sources:{t}")) == {"fetch", "source"}
+    for stage in stages.STAGES:
+        need = needed(f"{stage.name}:{t}")
+        built = set(need) - {"fetch", "source"}
+        assert stage.name in built and all(need[s] == {t} for s in built)
+        assert all(set(stages.BY_NAME[s].after) <= built for s in built)   # every stage before it, too
+        assert built == {stage.name} or stage.after                          # nothing more without `after`
+        assert ("source" in need) == any(stages.BY_NAME[s].reads for s in built)
+    whole = needed(f"toolchain:{t}")
+    assert set(whole) == {"fetch", "source"} | set(stages.BY_NAME)
+    first = stages.STAGES[0].name
+    assert whole[first] == {t}
+    assert needed(first)[first] == set(TARGETS)          # a family alone: all its subtasks
+    last = stages.STAGES[-1].name
+    assert needed(f"toolchain:{t[0]}*")[last] == {n for n in TARGETS if n.startswith(t[0])}
 
 
 def test_missing_programs_are_named_with_package_and_install_command(tmp_path, monkeypatch):
     fake_path(tmp_path, monkeypatch, "patch", "make")
+    asked = EMULATED[0]
     with pytest.raises(ToolchainError) as e:
-        hosttools.check(needed("toolchain:aarch64"), QEMU, apt=False)
+        hosttools.check(needed(f"toolchain:{asked}"), QEMU, apt=False)
     text = str(e.value)
     assert "g++" in text and "Debian package g++" in text
     assert "m4" in text and "awk" in text and "Debian package mawk" in text
-    assert "qemu-aarch64-static" in text and "qemu-user-static" in text
-    assert "qemu-arm-static" not in text                      # armv7 was not asked for
+    assert QEMU[asked] in text and "qemu-user-static" in text
+    assert all(QEMU[n] not in text for n in EMULATED if QEMU[n] != QEMU[asked])   # not asked for
     assert "patch " not in text and "make " not in text       # those are there
     assert e.value.fix.startswith("apt-get install ") and "mawk" in e.value.fix and "patch" not in e.value.fix
 
@@ -64,26 +74,27 @@ def test_each_task_needs_only_its_own(tmp_path, monkeypatch):
     fake_path(tmp_path, monkeypatch)
     assert hosttools.check(needed("fetch:" + KEYS[0]), QEMU, apt=False) == []
     with pytest.raises(ToolchainError) as e:
-        hosttools.check(needed("sources:armv7"), QEMU)
+        hosttools.check(needed(f"sources:{TARGETS[-1]}"), QEMU)
     assert "patch" in str(e.value) and "make" not in str(e.value)
-    with pytest.raises(ToolchainError) as e:
-        hosttools.check(needed("toolchain:x86_64"), QEMU, apt=False)
-    assert "qemu" not in str(e.value)                         # x86_64 programs run natively
+    for name, target in RECIPES.targets.items():
+        with pytest.raises(ToolchainError) as e:
+            hosttools.check(needed(f"toolchain:{name}"), QEMU, apt=False)
+        assert ("qemu" in str(e.value)) == (name in EMULATED), name   # the build machine's own run natively
 
 
 def test_rust_and_apt_are_optional_notes(tmp_path, monkeypatch):
-    fake_path(tmp_path, monkeypatch, *REQUIRED, "qemu-aarch64-static")
-    notes = hosttools.check(needed("toolchain:aarch64"), QEMU, apt=True)
+    fake_path(tmp_path, monkeypatch, *REQUIRED, QEMU[EMULATED[0]])
+    notes = hosttools.check(needed(f"toolchain:{EMULATED[0]}"), QEMU, apt=True)
     assert any("rustc" in n and "rustc-web" in n and "skipped" in n for n in notes)
     assert any("apt-get" in n and "Debian's source archive" in n for n in notes)
-    assert not any("apt-get" in n for n in hosttools.check(needed("toolchain:aarch64"), QEMU, apt=False))
+    assert not any("apt-get" in n for n in hosttools.check(needed(f"toolchain:{EMULATED[0]}"), QEMU, apt=False))
 
 
 def test_python_without_lzma_is_named(tmp_path, monkeypatch):
     fake_path(tmp_path, monkeypatch, *REQUIRED)
     monkeypatch.setitem(sys.modules, "lzma", None)            # import lzma now fails
     with pytest.raises(ToolchainError) as e:
-        hosttools.check(needed("sources:x86_64"), QEMU)
+        hosttools.check(needed(f"sources:{TARGETS[0]}"), QEMU)
     assert "Python module lzma" in str(e.value) and "liblzma-dev" in e.value.fix
 
 
@@ -99,10 +110,10 @@ def test_doit_checks_before_any_download(tmp_path, server):
     empty = tmp_path / "empty-bin"
     empty.mkdir()
     args = [f"out={tmp_path}/out", f"distfiles={tmp_path}/d", f"mirrors={server.url}", "upstream=0", "debian=0"]
-    r = doit("toolchain:aarch64", *args, path=str(empty))
+    r = doit(f"toolchain:{EMULATED[0]}", *args, path=str(empty))
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert r.stderr.startswith("error: missing on this machine:")
-    assert "qemu-aarch64-static" in r.stderr and "apt-get install patch make gcc g++" in r.stderr
+    assert QEMU[EMULATED[0]] in r.stderr and "apt-get install patch make gcc g++" in r.stderr
     assert server.log == []                                   # nothing was downloaded
     assert not (tmp_path / "out" / "state").exists()
     # listing needs nothing; fetching needs only the network (it asks the server)

@@ -94,6 +94,6 @@ def test_clean_dir_empties_only_its_own_folders(tmp_path):
         clean_dir(user)
     assert (user / "thesis.tex").read_text() == "x"
     (tmp_path / "link").symlink_to(own)
-    with pytest.raises(ToolchainError):
+    with pytest.raises(ToolchainError, match="link exists, but this tool did not make it"):
         clean_dir(tmp_path / "link")
     assert (own / OWNED).is_file()

@@ -8,6 +8,7 @@ checked against Debian's signed index); the file itself is then downloaded like 
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -172,8 +173,7 @@ class Apt:
         r = subprocess.run(["apt-cache", *self._options(), "showsrc", "--only-source", package],
                            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
         found = re.findall(r"^Version: (\S+)$", r.stdout, re.M)
-        unique = list(dict.fromkeys(found))
-        return sorted(unique, key=_debian_version_key, reverse=True)
+        return newest_first(found)
 
     def file_uris(self, package: str, version: str) -> dict[str, SourceFile]:
         """{file name: (url, sha256, size)} of one source package version, from the signed index."""
@@ -194,9 +194,65 @@ def upstream_part(debian_version: str) -> str:
     return v.rsplit("-", 1)[0] if "-" in v else v
 
 
-def _debian_version_key(v: str) -> tuple:
-    epoch = int(v.split(":", 1)[0]) if ":" in v else 0
-    return (epoch, tuple(int(x) for x in re.findall(r"\d+", v.split(":", 1)[-1])))
+def compare_versions(a: str, b: str) -> int:
+    """-1, 0 or 1 as Debian version `a` is older than, the same as or newer than `b`, in
+    dpkg's order (Debian Policy 5.6.12): epoch, then upstream version, then revision."""
+    for x, y in zip(_split_version(a), _split_version(b)):
+        if isinstance(x, int):
+            order = (x > y) - (x < y)
+        else:
+            order = _compare_part(x, y)
+        if order:
+            return order
+    return 0
+
+
+def newest_first(versions: list[str]) -> list[str]:
+    """The distinct versions, newest first in dpkg's order."""
+    unique = list(dict.fromkeys(versions))
+    return sorted(unique, key=functools.cmp_to_key(compare_versions), reverse=True)
+
+
+def _split_version(v: str) -> tuple[int, str, str]:
+    """(epoch, upstream, revision); no revision compares like revision "0", as in dpkg."""
+    epoch, _, rest = v.partition(":") if ":" in v else ("0", "", v)
+    upstream, _, revision = rest.rpartition("-") if "-" in rest else (rest, "", "")
+    return int(epoch) if epoch.isdigit() else 0, upstream, revision
+
+
+def _compare_part(a: str, b: str) -> int:
+    """Alternate runs of non-digits (compared by _weight, char by char) and digits (compared
+    as numbers, an empty run being 0), from the left."""
+    runs_a = re.findall(r"([^0-9]*)([0-9]*)", a)
+    runs_b = re.findall(r"([^0-9]*)([0-9]*)", b)
+    for k in range(max(len(runs_a), len(runs_b))):
+        text_a, digits_a = runs_a[k] if k < len(runs_a) else ("", "")
+        text_b, digits_b = runs_b[k] if k < len(runs_b) else ("", "")
+        order = _compare_text(text_a, text_b)
+        if order:
+            return order
+        num_a, num_b = int(digits_a or 0), int(digits_b or 0)
+        if num_a != num_b:
+            return -1 if num_a < num_b else 1
+    return 0
+
+
+def _compare_text(a: str, b: str) -> int:
+    for k in range(max(len(a), len(b))):
+        wa = _weight(a[k]) if k < len(a) else 0   # the end of a run sorts after `~` only
+        wb = _weight(b[k]) if k < len(b) else 0
+        if wa != wb:
+            return -1 if wa < wb else 1
+    return 0
+
+
+def _weight(c: str) -> int:
+    """`~` before the end of a run, the end before letters, letters before anything else."""
+    if c == "~":
+        return -1
+    if c.isascii() and c.isalpha():
+        return ord(c)
+    return ord(c) + 256
 
 
 def _tail(text: str, lines: int = 8) -> str:

@@ -9,6 +9,10 @@ Every server answer is treated as hostile: redirects are followed here, hop by h
 http(s) URLs only; the body may not grow past the expected size; an attempt has a deadline,
 a low-speed limit (curl's --speed-limit/--speed-time) and a per-read timeout; the raw bytes
 are saved (never decoded), and every failure is a DownloadError for this location.
+
+Requests that fail (no connection, HTTP 429/500/502/503/504) are retried by urllib3's Retry on
+the session's adapter (`retrying_session`), with backoff and a capped Retry-After; a
+connection lost in the middle of the body is resumed here, with a Range request.
 """
 from __future__ import annotations
 
@@ -28,8 +32,10 @@ from urllib.parse import urljoin
 
 import requests
 import urllib3.exceptions
+from requests.adapters import HTTPAdapter
 from tqdm import tqdm
-from urllib3.exceptions import NameResolutionError
+from urllib3.exceptions import InvalidHeader, MaxRetryError, NameResolutionError, ReadTimeoutError
+from urllib3.util.retry import Retry
 
 from .errors import FetchError
 from .urls import url_problem
@@ -37,6 +43,7 @@ from .urls import url_problem
 CHUNK = 1 << 16
 HTML_MAGIC = (b"<!doctype html", b"<html", b"<?xml", b"<head")
 REDIRECTS = (301, 302, 303, 307, 308)
+RETRY_STATUSES = (429, 500, 502, 503, 504)
 GiB = 1 << 30
 NEXT = "the next location is tried"
 
@@ -55,6 +62,7 @@ class Limits:
     deadline_rate: int = 10 * 1024  # ... as long as it takes at this many bytes per second
     max_size: int = 2 * GiB         # when neither the recipe, the index nor the server gives a size
     max_redirects: int = 10
+    max_wait: float = 60.0          # the longest wait before a retry, whatever Retry-After says
 
     def deadline(self, nbytes: int) -> float:
         return max(self.min_deadline, nbytes / self.deadline_rate)
@@ -147,17 +155,20 @@ def download(url: str, dest: Path, sha256: str, *, timeout: float = 30.0, retrie
     """Fetch `url` into `dest` if it has `sha256`; raise DownloadError otherwise.
 
     `size`: the file's size when known (recipe, Debian's index), 0 when not; `timeout`: the
-    longest wait for any single read.
+    longest wait for any single read; `retries`: how often a failed request is asked again and
+    a cut body resumed. A `session` of your own does the retries only if it comes from
+    retrying_session(); without one, download() makes such a session.
     """
     dest = Path(dest)
     problem = url_problem(url)
     if problem:
         raise DownloadError(f"{url}: the URL {problem}", fix=NEXT)
-    job = _Job(url, dest, sha256, size, timeout, limits or Limits(), session or requests.Session())
+    limits = limits or Limits()
+    job = _Job(url, dest, sha256, size, timeout, limits, session or retrying_session(retries, backoff, limits))
     with file_lock(dest):
         if dest.exists() and _already_there(dest, sha256):
             return dest
-        resumed = job.fetch(retries, backoff)
+        resumed = job.fetch(retries)
         try:
             job.check()
         except DownloadError as e:
@@ -166,7 +177,7 @@ def download(url: str, dest: Path, sha256: str, *, timeout: float = 30.0, retrie
             # the earlier bytes may be what is wrong: give this location one clean try
             print(f"  {dest.name}: resumed download is bad ({e.what.splitlines()[0]}); "
                   "starting over", file=sys.stderr)
-            job.fetch(retries, backoff)
+            job.fetch(retries)
             job.check()
         os.replace(job.part, dest)
         _remove_parts(dest)
@@ -183,8 +194,8 @@ def _already_there(dest: Path, sha256: str) -> bool:
         return False
 
 
-class _Retryable(Exception):
-    pass
+class _Cut(Exception):
+    """The connection ended in the middle of the body: resume from what we have."""
 
 
 class _Restart(Exception):
@@ -208,24 +219,25 @@ class _Job:
         self.timeout, self.limits, self.session = timeout, limits, session
         self.part = part_path(dest, url)
 
-    def fetch(self, retries: int, backoff: float) -> bool:
-        """Fill the partial file; True when it continued bytes from before (a resume)."""
-        attempt, resumed = 0, False
+    def fetch(self, resumes: int) -> bool:
+        """Fill the partial file; True when it continued bytes from before (a resume).
+
+        A cut in the body is resumed at most `resumes` times; a request that fails is retried
+        by the session's adapter, not here."""
+        cuts, resumed = 0, False
         while True:
             try:
                 resumed = self._attempt() or resumed
                 return resumed
             except _Restart:
                 continue  # the part is gone now, so this cannot repeat forever
-            except _Retryable as e:
-                attempt += 1
-                if attempt > retries:
-                    raise DownloadError(f"{self.url}: {e} (gave up after {retries} retries)",
+            except _Cut as e:
+                cuts += 1
+                if cuts > resumes:
+                    raise DownloadError(f"{self.url}: {e} (gave up after {resumes} resumes)",
                                         fix="check the network or the mirror; the partial file is kept "
                                             "and resumes next time") from None
-                wait = backoff * (2 ** (attempt - 1))
-                print(f"  {self.dest.name}: {e}; retry {attempt}/{retries} in {wait:.0f}s", file=sys.stderr)
-                time.sleep(wait)
+                print(f"  {self.dest.name}: {e}; resuming ({cuts}/{resumes})", file=sys.stderr)
             except OSError as e:  # our side: the distfiles folder
                 raise DownloadError(f"cannot write {self.part}: {e.strerror or e}",
                                     fix="check free space and permissions of the distfiles folder") from None
@@ -328,7 +340,7 @@ class _Job:
                 bar.update(len(chunk))
             _timed_out(dog.fired, self.url)  # a cut socket can look like the end of the body
         if answer.exact and received < answer.total:
-            raise _Retryable(f"connection closed after {received} of {answer.total} bytes")
+            raise _Cut(f"connection closed after {received} of {answer.total} bytes")
 
 
 def _number(text: str | None) -> int | None:
@@ -392,7 +404,9 @@ def _get(session: requests.Session, url: str, headers: dict, timeout: float) -> 
         if isinstance(reason, NameResolutionError):  # not transient: no such host from here
             raise DownloadError(f"{url}: cannot resolve the host name",
                                 fix="check the URL, DNS, or network access") from None
-        raise _Retryable(f"cannot connect: {type(e).__name__}") from None
+        attempts = _planned_attempts(session, url)
+        raise DownloadError(f"{url}: {_failure(reason)} (gave up after {attempts} attempts)",
+                            fix="check the network or the mirror; " + NEXT) from None
     except (requests.RequestException, urllib3.exceptions.HTTPError, ValueError) as e:
         # e.g. an invalid header in the answer; urllib3 raises some URL errors as ValueError
         raise DownloadError(f"{url}: {type(e).__name__}: {_first_line(e)}", fix=NEXT) from None
@@ -413,8 +427,10 @@ def _check_status(resp: requests.Response, url: str, part: Path, have: int) -> N
         part.unlink()  # our partial file is not a prefix of what the server has
         print(f"  {url}: server refused to resume (416); starting over", file=sys.stderr)
         raise _Restart()
-    if code >= 500 or code == 429:
-        raise _Retryable(f"HTTP {code}")
+    if code in RETRY_STATUSES:
+        raise DownloadError(f"{url}: HTTP {code} {resp.reason} (gave up after {_attempts(resp)} attempts)",
+                            fix="the server is down or overloaded; the partial file is kept and resumes "
+                                "next time; " + NEXT)
     if code >= 400:
         raise DownloadError(f"{url}: HTTP {code} {resp.reason}",
                             fix="the file is not at this location; " + NEXT)
@@ -438,12 +454,96 @@ def _read(resp: requests.Response, url: str, received: int, dog: _Watchdog, time
     except (urllib3.exceptions.HTTPError, OSError) as e:
         _timed_out(dog.fired, url)
         if isinstance(e, urllib3.exceptions.ProtocolError):
-            raise _Retryable(f"connection lost after {received} bytes") from None
+            raise _Cut(f"connection lost after {received} bytes") from None
         raise DownloadError(f"{url}: {type(e).__name__}: {_first_line(e)}", fix=NEXT) from None
 
 
 def _first_line(e: BaseException) -> str:
     return (str(e).splitlines() or [""])[0][:300]
+
+
+# -- retries ----------------------------------------------------------------------------------
+
+def retrying_session(retries: int, backoff: float, limits: Limits) -> requests.Session:
+    """A session whose adapter retries failed requests `retries` times (_send goes through the
+    adapter, so the retries happen inside its send)."""
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=_Retry(
+        total=retries, backoff_factor=backoff, backoff_max=limits.max_wait, retry_after_max=limits.max_wait,
+        status_forcelist=RETRY_STATUSES, allowed_methods=frozenset({"GET"}), respect_retry_after_header=True,
+        redirect=0, raise_on_redirect=False,  # _open follows redirects itself, checking each hop
+        raise_on_status=False))               # the last answer reaches _check_status, which names it
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+class _Retry(Retry):
+    """urllib3's Retry, for servers that may be hostile or simply not there."""
+
+    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
+        if isinstance(error, ReadTimeoutError):  # as requests' own adapter does: it becomes a Timeout
+            raise error
+        if error is not None and not _transient(error):
+            raise MaxRetryError(_pool, url, error) from error
+        if response is not None:
+            response.close()  # urllib3 would read an error body to its end, and it may never end
+        new = super().increment(method, url, response, error, _pool, _stacktrace)
+        new._announce(response, _full_url(_pool, url or ""))
+        return new
+
+    def parse_retry_after(self, retry_after: str) -> float:
+        try:
+            return super().parse_retry_after(retry_after)
+        except InvalidHeader:
+            return 0  # unreadable: the usual backoff instead
+
+    def _announce(self, response, url: str) -> None:
+        """Say why and how long we wait (as Retry.sleep will decide): a Retry-After may be long."""
+        honoured = response is not None and self.respect_retry_after_header
+        wait = (self.get_retry_after(response) if honoured else None) or self.get_backoff_time()
+        last, done = self.history[-1], len(self.history)
+        why = f"HTTP {last.status}" if last.status else _failure(last.error)
+        print(f"  {url}: {why}; retry {done}/{done + (self.total or 0)} in {wait:g}s",
+              file=sys.stderr, flush=True)
+
+
+def _transient(error: Exception) -> bool:
+    """A failure that asking again may cure (a refused or dropped connection); not a missing
+    host, a bad certificate, or a timeout, which would cost the whole timeout again."""
+    if isinstance(error, urllib3.exceptions.ProxyError):
+        error = error.original_error
+    if isinstance(error, NameResolutionError):
+        return False
+    return isinstance(error, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ProtocolError))
+
+
+def _failure(error: Exception | None) -> str:
+    if isinstance(error, urllib3.exceptions.NewConnectionError):
+        return "cannot connect"
+    if isinstance(error, urllib3.exceptions.ProtocolError):
+        return "connection lost before the answer"
+    return type(error).__name__
+
+
+def _full_url(pool, path: str) -> str:
+    """The URL a connection pool was asked for (urllib3 passes only the path, unless proxied)."""
+    if pool is None or "://" in path:
+        return path
+    host = f"[{pool.host}]" if ":" in pool.host else pool.host
+    return f"{pool.scheme}://{host}:{pool.port}{path}"
+
+
+def _attempts(resp: requests.Response) -> int:
+    """How many requests the adapter made for this answer."""
+    retries = getattr(resp.raw, "retries", None)
+    return len(retries.history) + 1 if retries is not None else 1
+
+
+def _planned_attempts(session: requests.Session, url: str) -> int:
+    """How many requests the session's adapter makes before it gives up on a connection."""
+    retries = getattr(session.get_adapter(url), "max_retries", None)
+    return int(retries.total or 0) + 1 if isinstance(retries, Retry) else 1
 
 
 # -- time limits ----------------------------------------------------------------------------

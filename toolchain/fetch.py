@@ -14,10 +14,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
-
 from .debian import Apt
-from .download import DownloadError, Limits, download, file_lock, verify
+from .download import DownloadError, Limits, download, file_lock, retrying_session, verify
 from .errors import FetchError
 from .recipes import Location
 
@@ -38,8 +36,9 @@ class Fetcher:
         self.offline = offline
         self.upstream = upstream
         self.apt = apt
+        limits = limits or Limits()
         self.opts = {"timeout": timeout, "retries": retries, "backoff": backoff, "limits": limits}
-        self.session = requests.Session()
+        self.session = retrying_session(retries, backoff, limits)
         self.session.headers["User-Agent"] = "musl-toolchain-fetch"
 
     def fetch(self, locations: tuple[Location, ...], what: str) -> Fetched:

@@ -283,11 +283,6 @@ class Recipes:
         return {name: pkg.version(overrides.get(name, pkg.default), source="version setting")
                 for name, pkg in self.packages.items()}
 
-    def target(self, name: str) -> Target:
-        if name not in self.targets:
-            raise RecipeError(f"unknown target {name!r}", where=_rel(RECIPES_DIR / "targets.yaml"),
-                              fix="choose one of: " + ", ".join(self.targets))
-        return self.targets[name]
 
 
 # --- loading -------------------------------------------------------------------------------

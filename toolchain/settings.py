@@ -14,7 +14,7 @@ from .urls import url_problem
 
 ENV_PREFIX = "TOOLCHAIN_"
 
-# name: (help, default shown in the README)
+# name: help; load() accepts these names (the help is not shown anywhere yet)
 SETTINGS = {
     "out": "output folder (source trees, build trees, toolchains, state)",
     "distfiles": "folder of verified downloads, shared between clones and targets",
@@ -27,7 +27,6 @@ SETTINGS = {
     "languages": "gcc languages, comma separated",
     "recipes": "folder of recipe YAML files (patches/ beside it); default: this project's",
 }
-VERSION_HELP = "version of a package, e.g. gcc=15.3.0 (TOOLCHAIN_VERSION_GCC)"
 
 
 def _cache_home() -> Path:

@@ -193,7 +193,3 @@ def _check_unchanged(path: Path, sha256: str) -> None:
                              where=str(path),
                              fix="something replaced the file; remove it and run again to fetch a verified copy")
 
-
-def is_prepared(settings: Settings, version: Version) -> bool:
-    return (tree_path(settings, version) / MARKER).is_file()
-
