@@ -375,6 +375,16 @@ def test_drip_inside_the_chunk_framing_is_cut_by_the_watchdog(server, tmp, paylo
     assert "timed out: " in capsys.readouterr().err
 
 
+def test_headers_dripped_a_byte_at_a_time_are_cut_off_too(server, tmp, payload, capsys):
+    # the header line never ends: no body byte ever arrives, and each read gets a byte in time
+    head = b"HTTP/1.1 200 OK\r\nX-Slow: "
+    locs = two_locations(server, payload, [("rawdrip", head, b"a" * 60_000, 1, 0.02)])
+    got = fetcher(tmp, limits=Limits(low_speed=1000, low_speed_time=0.3)).fetch(locs, "pkg 1.0")
+    assert got.origin == f"{server.url}/b/{NAME}"
+    assert "timed out: " in capsys.readouterr().err
+    assert server.requests_for("/a/" + NAME) == [None]  # out of time: not retried either
+
+
 def test_fast_drip_that_never_ends_hits_the_deadline(server, tmp, payload, capsys):
     locs = two_locations(server, payload, [("drip", payload, 4096, 0.01)])
     limits = Limits(low_speed=0, low_speed_time=0.2, min_deadline=0.5, deadline_rate=1 << 40)

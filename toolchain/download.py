@@ -31,6 +31,8 @@ from pathlib import Path
 from urllib.parse import urljoin
 
 import requests
+import urllib3
+import urllib3.connection
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 from tqdm import tqdm
@@ -264,7 +266,14 @@ class _Job:
         headers = {"Accept-Encoding": "identity"}  # the pinned bytes, not a decoded copy
         if have:
             headers["Range"] = f"bytes={have}-"
-        resp = _open(self.session, self.url, headers, self.timeout, self.limits)
+        # the clock runs from the request on: a server dripping its headers is cut off too
+        with _Watchdog(clock, _waiting_socket(threading.get_ident())) as dog:
+            try:
+                resp = _open(self.session, self.url, headers, self.timeout, self.limits)
+            except DownloadError:
+                _timed_out(dog.fired, self.url)
+                raise
+        _timed_out(dog.fired, self.url)
         with resp:
             _check_status(resp, self.url, self.part, have)
             answer = self._answer(resp, have)
@@ -321,7 +330,8 @@ class _Job:
     def _receive(self, resp: requests.Response, answer: _Answer, clock: _Clock) -> None:
         """Append the body to the part, never beyond answer.total bytes and never too slowly."""
         received = answer.offset
-        with open(self.part, "ab") as out, _Watchdog(resp, clock) as dog, \
+        sock = getattr(getattr(resp.raw, "connection", None), "sock", None)
+        with open(self.part, "ab") as out, _Watchdog(clock, lambda: sock) as dog, \
                 _progress(self.dest.name, answer.total if answer.exact else None, received) as bar:
             while True:
                 _timed_out(clock.verdict(), self.url)
@@ -473,6 +483,7 @@ def retrying_session(retries: int, backoff: float, limits: Limits) -> requests.S
         status_forcelist=RETRY_STATUSES, allowed_methods=frozenset({"GET"}), respect_retry_after_header=True,
         redirect=0, raise_on_redirect=False,  # _open follows redirects itself, checking each hop
         raise_on_status=False))               # the last answer reaches _check_status, which names it
+    adapter.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
@@ -484,6 +495,9 @@ class _Retry(Retry):
     def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
         if isinstance(error, ReadTimeoutError):  # as requests' own adapter does: it becomes a Timeout
             raise error
+        dog = _WATCHED.get(threading.get_ident())
+        if dog is not None and dog.fired:        # out of time: no more attempts
+            raise MaxRetryError(_pool, url, error) from error
         if error is not None and not _transient(error):
             raise MaxRetryError(_pool, url, error) from error
         if response is not None:
@@ -580,10 +594,11 @@ class _Clock:
 
 class _Watchdog:
     """Shuts the connection when the clock runs out while a read is blocked: a server can drip
-    chunk headers a byte at a time, which no check between reads would see."""
+    its headers or chunk headers a byte at a time, which no check between reads would see.
+    `sock()` is the socket read now (while headers are awaited: each retry's new one)."""
 
-    def __init__(self, resp: requests.Response, clock: _Clock):
-        self.sock = getattr(getattr(resp.raw, "connection", None), "sock", None)
+    def __init__(self, clock: _Clock, sock):
+        self.sock = sock
         self.clock = clock
         self.fired = ""
         self.done = threading.Event()
@@ -592,26 +607,57 @@ class _Watchdog:
         self.thread = threading.Thread(target=self._run, daemon=True, name="download-watchdog")
 
     def __enter__(self) -> _Watchdog:
-        if self.sock is not None:
-            self.thread.start()
+        _WATCHED[threading.get_ident()] = self
+        self.thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         with self.lock:  # after this the socket may go back to the pool: never shut it then
             self.done.set()
-        if self.thread.is_alive():
-            self.thread.join()
+        _WATCHED.pop(threading.get_ident(), None)
+        self.thread.join()
 
     def _run(self) -> None:
         while not self.done.wait(self.interval):
-            reason = self.clock.verdict()
+            reason = self.fired or self.clock.verdict()
             if not reason:
                 continue
-            with self.lock:
-                if not self.done.is_set():
-                    self.fired = reason
+            with self.lock:   # once fired, every socket it waits on is shut (a retry's too)
+                sock = None if self.done.is_set() else self.sock()
+                self.fired = reason
+                if sock is not None:
                     try:
-                        self.sock.shutdown(socket.SHUT_RDWR)
+                        sock.shutdown(socket.SHUT_RDWR)
                     except OSError:
                         pass
-            return
+
+
+# Which socket a thread's request is waiting on for its answer, and the watchdog of that
+# thread: urllib3 opens connections inside the adapter, out of our reach otherwise.
+_WAITING: dict[int, socket.socket] = {}
+_WATCHED: dict[int, _Watchdog] = {}
+
+
+def _waiting_socket(thread: int):
+    return lambda: _WAITING.get(thread)
+
+
+class _TrackedHTTPConnection(urllib3.connection.HTTPConnection):
+    def getresponse(self, *args, **kwargs):
+        _WAITING[threading.get_ident()] = self.sock
+        try:
+            return super().getresponse(*args, **kwargs)
+        finally:
+            _WAITING.pop(threading.get_ident(), None)
+
+
+class _TrackedHTTPSConnection(urllib3.connection.HTTPSConnection):
+    getresponse = _TrackedHTTPConnection.getresponse
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _TrackedHTTPConnection
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _TrackedHTTPSConnection
