@@ -15,7 +15,10 @@ from toolchain.stages import STAGES
 from toolchain.tasks import (Context, download_task, fetch_tasks, settings_task, source_tasks,
                              sources_tasks, stage_tasks, toolchain_tasks)
 
-# doit's command line, when doit loads this file (not when a test imports it)
+# doit's command line, when doit loads this file (not when a test imports it). doit's public
+# doit.get_var(name) gives one variable by name; to refuse a misspelt setting we need all of
+# them, and doit (0.37) has no public way to list them: doit_cmd._CMDLINE_VARS is what
+# get_var itself reads, a dict of the name=value arguments (None outside a doit run).
 REQUEST = cmdline.parse(sys.argv[1:]) if doit_cmd._CMDLINE_VARS is not None else None
 if REQUEST:
     interrupt.install()

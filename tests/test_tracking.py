@@ -72,3 +72,11 @@ def test_one_change_reruns_exactly_its_stage_and_the_ones_after(project, tmp_pat
         for kind in ("config", "code"):
             changes.append(f"{stage.name}:{kind}")
             assert run(changes) == after(stage.name), f"{stage.name}: {kind}"
+
+
+def test_the_readme_task_table_is_the_registry():
+    """One row per stage, in the registry's order, with its doc and what it leaves behind."""
+    readme = (REPO / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("| `") and ":<arch>` |" in line]
+    stage_rows = [r for r in rows if r.split("`")[1].split(":")[0] in stages.BY_NAME]
+    assert stage_rows == [f"| `{s.name}:<arch>` | {s.doc} | {s.makes} |" for s in stages.STAGES]

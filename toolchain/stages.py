@@ -323,6 +323,7 @@ class Stage:
     config: Callable[[Build], dict] = lambda b: {}
     code: tuple = ()
     probe: Callable[[Build], dict] | None = None
+    makes: str = ""          # what it leaves behind, for the README's task table
 
 
 def _rust_config(b: Build) -> dict:
@@ -335,18 +336,20 @@ def _musl_config(b: Build) -> dict:
 
 STAGES = (
     Stage("binutils", "binutils for the target, installed into its prefix", stage_binutils,
-          reads=("binutils",), config=lambda b: {"configure": b.binutils_flags()}, code=(_make,)),
+          reads=("binutils",), config=lambda b: {"configure": b.binutils_flags()}, code=(_make,),
+          makes="`out/toolchains/<arch>/bin`"),
     Stage("gcc_core", "gcc's compiler proper (make all-gcc), gmp/mpfr/mpc built in-tree", stage_gcc_core,
           reads=("gcc", "gmp", "mpfr", "mpc"), after=("binutils",),
           config=lambda b: {"configure": b.gcc_flags(), "make": b.gcc_make_vars()},
-          code=(_make, _gcc_shadow_source)),
+          code=(_make, _gcc_shadow_source), makes="the compiler driver and cc1"),
     Stage("libgcc_static", "musl's headers, then a static-only libgcc for building musl", stage_libgcc_static,
           reads=("musl",), after=("gcc_core",), config=_musl_config, code=(_make, _musl_configure)),
     Stage("musl", "musl libc into the sysroot (crt objects, libc.a, libc.so)", stage_musl,
-          reads=("musl",), after=("libgcc_static",), config=_musl_config, code=(_make, _musl_configure)),
+          reads=("musl",), after=("libgcc_static",), config=_musl_config, code=(_make, _musl_configure),
+          makes="the sysroot's libc"),
     Stage("gcc", "the rest of gcc: libgcc (with libgcc_eh), libstdc++; static libgcc into the sysroot",
           stage_gcc, after=("musl",), config=lambda b: {"configure": b.gcc_flags(), "make": b.gcc_make_vars()},
-          code=(_make,)),
+          code=(_make,), makes="C and C++ compilers; the static libgcc archives in the sysroot's lib"),
     Stage("hello", "C and C++ hello-worlds, -static and -static-pie: static ELF gates, run under qemu",
           stage_hello, after=("gcc",),
           config=lambda b: {"programs": [HELLO_C, HELLO_CXX, b.runner, list(b.settings.languages)]}),
@@ -361,14 +364,16 @@ STAGES = (
           code=(libs,)),
     Stage("rust_std", "the target's Rust std: rustup's, or built offline once from Debian's Rust source",
           rust.stage_rust_std, after=("gcc",),
-          config=lambda b: {"rust_std": [b.target.rust_target, "std,panic_unwind"]}, code=(rust,), probe=rust.probe),
+          config=lambda b: {"rust_std": [b.target.rust_target, "std,panic_unwind"]}, code=(rust,), probe=rust.probe,
+          makes="`lib/rust/` in the prefix"),
     Stage("rust", "Rust hello and unwinding test linked by our gcc against our musl (std from rustup or "
           "built offline from Debian's Rust source)", rust.stage_rust, after=("rust_std",),
-          config=_rust_config, code=(rust,), probe=rust.probe),
+          config=_rust_config, code=(rust,), probe=rust.probe,
+          makes="cargo config and env file; a message, not a failure, without Rust"),
     Stage("rust_obj", "the seed-004 way: rustc --emit=obj, linked by gcc -nodefaultlibs ... -lgcc_eh -lc",
           rust.stage_rust_obj, after=("rust",), config=_rust_config, code=(rust,), probe=rust.probe),
     Stage("package", "env file, manifest and tarball of the target's toolchain", stage_package,
-          reads=("binutils",), after=("hello", "libedit", "rust_obj"), code=(package,)),
+          reads=("binutils",), after=("hello", "libedit", "rust_obj"), code=(package,), makes="`out/dist/`"),
 )
 BY_NAME = {s.name: s for s in STAGES}
 COMMON_CODE = (Build, run, clean_dir, gates)   # every stage runs through these
