@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import shutil
 import tarfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -250,3 +251,12 @@ def payload() -> bytes:
 @pytest.fixture
 def tmp(tmp_path: Path) -> Path:
     return tmp_path
+
+
+@pytest.fixture
+def scratch(tmp_path: Path) -> Path:
+    """A copy of the project's recipes (with patches/ beside them), to break on purpose."""
+    repo = Path(__file__).resolve().parent.parent
+    shutil.copytree(repo / "recipes", tmp_path / "recipes")
+    shutil.copytree(repo / "patches", tmp_path / "patches")
+    return tmp_path / "recipes"

@@ -3,7 +3,6 @@ any work, never a traceback."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -29,13 +28,6 @@ def doit(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 
 # --- recipes that are not UTF-8 or hold characters YAML refuses ---------------------------
-
-@pytest.fixture
-def scratch(tmp_path: Path) -> Path:
-    shutil.copytree(REPO / "recipes", tmp_path / "recipes")
-    shutil.copytree(REPO / "patches", tmp_path / "patches")
-    return tmp_path / "recipes"
-
 
 def insert_at_line(path: Path, line: int, raw: bytes) -> None:
     """Put `raw` at the start of 1-based `line`."""

@@ -366,19 +366,14 @@ def test_slow_drip_times_out_and_the_next_location_is_used(server, tmp, payload,
     assert server.requests_for("/a/" + NAME) == [None]  # failed over, not retried
 
 
-def test_drip_inside_the_chunk_framing_is_cut_by_the_watchdog(server, tmp, payload, capsys):
-    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+@pytest.mark.parametrize("head, drip", [
     # an endless chunk-size line: each read waits for its end, so only a watchdog sees the drip
-    locs = two_locations(server, payload, [("rawdrip", head, b"0" * 60_000, 1, 0.02)])
-    got = fetcher(tmp, limits=Limits(low_speed=1000, low_speed_time=0.3)).fetch(locs, "pkg 1.0")
-    assert got.origin == f"{server.url}/b/{NAME}"
-    assert "timed out: " in capsys.readouterr().err
-
-
-def test_headers_dripped_a_byte_at_a_time_are_cut_off_too(server, tmp, payload, capsys):
-    # the header line never ends: no body byte ever arrives, and each read gets a byte in time
-    head = b"HTTP/1.1 200 OK\r\nX-Slow: "
-    locs = two_locations(server, payload, [("rawdrip", head, b"a" * 60_000, 1, 0.02)])
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", b"0" * 60_000),
+    # a header line that never ends: no body byte ever arrives, each read gets a byte in time
+    (b"HTTP/1.1 200 OK\r\nX-Slow: ", b"a" * 60_000),
+], ids=["chunk-size-line", "header-line"])
+def test_a_drip_no_read_check_can_see_is_cut_by_the_watchdog(server, tmp, payload, capsys, head, drip):
+    locs = two_locations(server, payload, [("rawdrip", head, drip, 1, 0.02)])
     got = fetcher(tmp, limits=Limits(low_speed=1000, low_speed_time=0.3)).fetch(locs, "pkg 1.0")
     assert got.origin == f"{server.url}/b/{NAME}"
     assert "timed out: " in capsys.readouterr().err

@@ -87,13 +87,6 @@ def test_targets_have_what_the_gates_need():
 
 # --- a scratch copy of the recipes, broken on purpose ------------------------------------
 
-@pytest.fixture
-def scratch(tmp_path: Path) -> Path:
-    shutil.copytree(REPO / "recipes", tmp_path / "recipes")
-    shutil.copytree(REPO / "patches", tmp_path / "patches")
-    return tmp_path / "recipes"
-
-
 def edit(path: Path, pattern: str, new: str) -> int:
     """Replace the first match of the regex `pattern` (multi-line mode); return the line it was on."""
     text = path.read_text()
