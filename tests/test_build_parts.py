@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from toolchain import gates, package, repro, rust
+from toolchain import context, gates, package, repro, rust
 from toolchain.recipes import Target
 from toolchain.runner import StageError, run
 
@@ -210,11 +210,11 @@ def test_repro_compare_names_the_differing_members(tmp_path):
 def test_configure_arguments_name_no_build_folder(tmp_path):
     """gcc keeps its configure arguments in the driver (gcc -v): they must be the same in any
     build folder; the build folder goes in make variables and prefix maps instead."""
-    from toolchain import recipes, settings, stages
+    from toolchain import recipes, settings
     r = recipes.load()
     s = settings.load({"out": str(tmp_path / "out")}, env={})
     for target in r.targets.values():
-        b = stages.Build(s, target, r.select({}))
+        b = context.Build(s, target, r.select({}))
         flags = " ".join(b.binutils_flags() + b.gcc_flags() + b.musl_flags())
         assert str(tmp_path) not in flags and "--prefix= " in flags + " "
         assert f"--with-sysroot=/{target.triple}" in flags

@@ -128,7 +128,7 @@ def test_a_qemu_name_must_be_a_machine_name(tmp_path):
 
 def test_the_host_compiler_gets_an_allow_listed_environment(tmp_path, monkeypatch):
     from toolchain.settings import Settings
-    from toolchain.stages import Build
+    from toolchain.context import Build
     for leaky in ("CPATH", "LIBRARY_PATH", "GCC_EXEC_PREFIX", "COMPILER_PATH", "CONFIG_SITE", "MAKEFLAGS"):
         monkeypatch.setenv(leaky, "/somewhere")
     monkeypatch.setenv("TMPDIR", str(tmp_path))

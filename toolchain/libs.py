@@ -8,7 +8,8 @@ import subprocess
 from pathlib import Path
 
 from . import gates
-from .runner import Status, clean_dir, run
+from .context import Build
+from .runner import Status, clean_dir
 
 # terminfo entries installed into the sysroot: the terminals people actually use
 TERMINALS = ("ansi", "dumb", "linux", "vt100", "vt102", "vt220", "xterm", "xterm-256color",
@@ -60,14 +61,6 @@ NCURSES_MAKE = ["ARFLAGS=-curvD"]
 LIBEDIT_FLAGS = ["--prefix=/usr", "--disable-shared", "--enable-static", "--disable-examples"]
 
 
-def _target_env(b) -> dict[str, str]:
-    env = b.env()
-    env.update(CC=b.tool("gcc"), CXX=b.tool("g++"), AR=b.tool("ar"), RANLIB=b.tool("ranlib"),
-               STRIP=b.tool("strip"), CFLAGS=b.target_cflags, CXXFLAGS=b.target_cflags, BUILD_CC="gcc",
-               PKG_CONFIG_SYSROOT_DIR=str(b.sysroot), PKG_CONFIG_LIBDIR=str(b.sysroot / "lib" / "pkgconfig"))
-    return env
-
-
 def _build_triple(src: Path) -> str:
     return subprocess.run([str(src / "config.guess")], capture_output=True, text=True).stdout.strip()
 
@@ -89,33 +82,30 @@ def _pkg_config(b, *args: str) -> str:
     return r.stdout.strip()
 
 
-def stage_ncurses(b, st: Status) -> None:
-    src, log = b.src("ncurses"), b.log("ncurses")
+def stage_ncurses(b: Build, st: Status) -> None:
+    src, host_sh = b.src("ncurses"), b.steps("ncurses", st)
     # 1. a host tic from the same source, to compile terminfo entries at build time
     host = b.work / "host-ncurses"
     obj = clean_dir(b.work / "obj-ncurses-host")
-    run([b.configure(src, obj), f"--prefix={host}", "--without-shared", "--without-ada",
-         "--without-cxx-binding", "--without-manpages", "--without-tests", "--enable-widec",
-         "--without-debug"], log=log, cwd=obj, env=b.env(), status=st, step="configure host tic")
-    run(["make", f"-j{b.settings.jobs}", "-C", "include"], log=log, cwd=obj, env=b.env(), status=st,
-        step="host headers")
-    run(["make", f"-j{b.settings.jobs}", "-C", "ncurses"], log=log, cwd=obj, env=b.env(), status=st,
-        step="host libncurses")
-    run(["make", f"-j{b.settings.jobs}", "-C", "progs", "tic"], log=log, cwd=obj, env=b.env(), status=st,
-        step="host tic")
+    host_sh.run([b.configure(src, obj), f"--prefix={host}", "--without-shared", "--without-ada",
+                 "--without-cxx-binding", "--without-manpages", "--without-tests", "--enable-widec",
+                 "--without-debug"], cwd=obj, step="configure host tic")
+    host_sh.run(["make", f"-j{b.settings.jobs}", "-C", "include"], cwd=obj, step="host headers")
+    host_sh.run(["make", f"-j{b.settings.jobs}", "-C", "ncurses"], cwd=obj, step="host libncurses")
+    host_sh.run(["make", f"-j{b.settings.jobs}", "-C", "progs", "tic"], cwd=obj, step="host tic")
     tic = obj / "progs" / "tic"
     # 2. the target library, static only
-    env = _target_env(b)
+    sh = b.steps("ncurses", st, b.target_env())
     obj = clean_dir(b.work / "obj-ncurses")
-    run([b.configure(src, obj), f"--host={b.triple}", f"--build={_build_triple(src)}", *NCURSES_FLAGS],
-        log=log, cwd=obj, env=env, status=st, step="configure")
+    sh.run([b.configure(src, obj), f"--host={b.triple}", f"--build={_build_triple(src)}", *NCURSES_FLAGS],
+           cwd=obj, step="configure")
     if "#define USE_ROOT_ENVIRON 1" not in (obj / "include" / "ncurses_cfg.h").read_text():
         raise gates.GateError("configure did not take cf_cv_multiuser=yes (no USE_ROOT_ENVIRON)",
                               where=str(obj / "include" / "ncurses_cfg.h"),
                               fix="find how this ncurses decides it builds for a multiuser system")
-    run(["make", f"-j{b.settings.jobs}", *NCURSES_MAKE], log=log, cwd=obj, env=env, status=st, step="make")
-    run(["make", *NCURSES_MAKE, f"DESTDIR={b.sysroot}", "install.libs", "install.includes"], log=log, cwd=obj,
-        env=env, status=st, step="install")
+    sh.run(["make", f"-j{b.settings.jobs}", *NCURSES_MAKE], cwd=obj, step="make")
+    sh.run(["make", *NCURSES_MAKE, f"DESTDIR={b.sysroot}", "install.libs", "install.includes"], cwd=obj,
+           step="install")
     # libedit (and others) look for -lncurses / -lcurses: point them at the wide library
     lib = b.sysroot / "lib"
     for alias in ("libncurses.a", "libcurses.a"):
@@ -125,9 +115,9 @@ def stage_ncurses(b, st: Status) -> None:
     terminfo = b.sysroot / "share" / "terminfo"
     shutil.rmtree(terminfo, ignore_errors=True)   # a re-run writes the same links as the first
     terminfo.mkdir(parents=True)
-    env_tic = {**b.env(), "TERMINFO": str(terminfo)}
-    run([str(tic), "-x", "-e", ",".join(TERMINALS), "-o", str(terminfo), str(src / "misc" / "terminfo.src")],
-        log=log, cwd=obj, env=env_tic, status=st, step="terminfo")
+    host_sh.run([str(tic), "-x", "-e", ",".join(TERMINALS), "-o", str(terminfo),
+                 str(src / "misc" / "terminfo.src")], cwd=obj, env={**host_sh.env, "TERMINFO": str(terminfo)},
+                step="terminfo")
     # gates
     gates.target_archive(lib / "libncursesw.a", b.target, at_least=50)
     _no_shared_objects(b, "libncurses*")
@@ -138,14 +128,14 @@ def stage_ncurses(b, st: Status) -> None:
         raise gates.GateError(f"pkg-config --libs ncursesw gives {libs!r}", where="ncursesw.pc")
 
 
-def stage_libedit(b, st: Status) -> None:
-    src, log, env = b.src("libedit"), b.log("libedit"), _target_env(b)
+def stage_libedit(b: Build, st: Status) -> None:
+    src = b.src("libedit")
+    sh = b.steps("libedit", st, {**b.target_env(), "CPPFLAGS": f"-I{b.sysroot / 'include' / 'ncursesw'}"})
     obj = clean_dir(b.work / "obj-libedit")
-    env["CPPFLAGS"] = f"-I{b.sysroot / 'include' / 'ncursesw'}"
-    run([b.configure(src, obj), f"--host={b.triple}", f"--build={_build_triple(src)}", *LIBEDIT_FLAGS],
-        log=log, cwd=obj, env=env, status=st, step="configure")
-    run(["make", f"-j{b.settings.jobs}"], log=log, cwd=obj, env=env, status=st, step="make")
-    run(["make", f"DESTDIR={b.sysroot}", "install"], log=log, cwd=obj, env=env, status=st, step="install")
+    sh.run([b.configure(src, obj), f"--host={b.triple}", f"--build={_build_triple(src)}", *LIBEDIT_FLAGS],
+           cwd=obj, step="configure")
+    sh.run(["make", f"-j{b.settings.jobs}"], cwd=obj, step="make")
+    sh.run(["make", f"DESTDIR={b.sysroot}", "install"], cwd=obj, step="install")
     shutil.rmtree(b.sysroot / "share" / "man", ignore_errors=True)
     for la in (b.sysroot / "lib").glob("libedit.la"):
         la.unlink()  # libtool archives carry build paths and are not needed for static linking
@@ -161,8 +151,8 @@ def stage_libedit(b, st: Status) -> None:
         if flag.startswith("-L") and not flag[2:].startswith(str(b.sysroot)):
             raise gates.GateError(f"pkg-config gives {flag}, outside the sysroot", where="libedit.pc")
     exe = test / "edtest"
-    run([b.tool("gcc"), "-static", "-O2", *cflags, "edtest.c", "-o", exe.name, *libs], log=log, cwd=test,
-        env=env, status=st, step="link test program")
+    sh.run([b.tool("gcc"), "-static", "-O2", *cflags, "edtest.c", "-o", exe.name, *libs], cwd=test,
+           step="link test program")
     gates.static_executable(exe, b.target, kind="static")
     gates.runs([*b.runner, str(exe)], TEST_OUTPUT, where=str(exe), stdin=TEST_INPUT,
                env={"TERMINFO": str(b.sysroot / "share" / "terminfo"), "PATH": "/usr/bin:/bin"})

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from . import recipes as recipes_mod
 from . import settings as settings_mod
-from . import sources, stages
+from . import context, sources, stages
 from .download import sha256_file
 from .errors import ToolchainError
 
@@ -48,8 +48,8 @@ def quick_build(out: Path, target: str, distfiles: Path, extra: dict[str, str], 
     s = _settings(out, distfiles, extra)
     recipes = recipes_mod.load(s.recipes)
     versions = recipes.select(s.versions)
-    b = stages.Build(s, recipes.targets[target], versions)
-    origin = stages.Build(_settings(built, distfiles, extra), b.target, versions)
+    b = context.Build(s, recipes.targets[target], versions)
+    origin = context.Build(_settings(built, distfiles, extra), b.target, versions)
     if not origin.stamp("gcc").is_file():
         raise ToolchainError(f"no finished gcc stage for {target}", where=str(built),
                              fix=f"build it first: doit toolchain:{target} out={built}")

@@ -20,7 +20,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from . import gates, package
-from .runner import Status, clean_dir, run
+from .context import Steps
+from .runner import Status, clean_dir
 
 HELLO = 'fn main() {\n    println!("hello, world!");\n}\n'
 UNWIND = r'''use std::panic;
@@ -188,8 +189,8 @@ def build_std(rb: RustBuild, st: Status, log: Path) -> None:
     env = rb.env()
     env["RUSTC_BOOTSTRAP"] = "1"   # -Zbuild-std on a stable rustc
     env["RUSTC"] = rb.rust.rustc
-    run([rb.rust.cargo, "build", "--release", "--offline", "--target", rb.rt,
-         "-Zbuild-std=std,panic_unwind"], log=log, cwd=proj, env=env, status=st, step="build std (offline)")
+    Steps(log, env, st).run([rb.rust.cargo, "build", "--release", "--offline", "--target", rb.rt,
+                             "-Zbuild-std=std,panic_unwind"], cwd=proj, step="build std (offline)")
     lib = rb.std_sysroot / "lib" / "rustlib" / rb.rt / "lib"
     shutil.rmtree(lib, ignore_errors=True)
     lib.mkdir(parents=True)
@@ -280,7 +281,6 @@ def stage_rust_std(b, st: Status) -> None:
 
 
 def stage_rust(b, st: Status) -> None:
-    log = b.log("rust")
     rb = _rust_build(b, "rust")
     if rb is None:
         return
@@ -299,19 +299,18 @@ def stage_rust(b, st: Status) -> None:
         raise gates.GateError(f"prints a config for another place:\n{config}", where=str(script))
     (proj / ".cargo" / "config.toml").write_text(config)
     mapfile = proj / "hello.map"
-    env = rb.env()
-    env["RUSTC"] = rust.rustc
-    link = run([rust.cargo, "rustc", "--release", "--offline", "--target", rb.rt, "--bin", "hello", "--",
-                "--print", "link-args", "-C", f"link-arg=-Wl,-Map={mapfile}"], log=log, cwd=proj, env=env,
-               status=st, step="cargo build hello", capture=True)
+    sh = b.steps("rust", st, {**rb.env(), "RUSTC": rust.rustc})
+    link = sh.run([rust.cargo, "rustc", "--release", "--offline", "--target", rb.rt, "--bin", "hello", "--",
+                   "--print", "link-args", "-C", f"link-arg=-Wl,-Map={mapfile}"], cwd=proj,
+                  step="cargo build hello", capture=True)
     check_link_args(link, rb)
     exe = proj / "target" / rb.rt / "release" / "hello"
     gates.static_executable(exe, b.target)
     check_link_map(mapfile, rb)
     gates.runs([*b.runner, str(exe)], "hello, world!\n", where=str(exe))
     # the unwinding test: panics caught, a destructor during a thread's unwind, a backtrace
-    run([rust.cargo, "build", "--release", "--offline", "--target", rb.rt, "--bin", "unwind"], log=log,
-        cwd=proj, env=env, status=st, step="cargo build unwind")
+    sh.run([rust.cargo, "build", "--release", "--offline", "--target", rb.rt, "--bin", "unwind"], cwd=proj,
+           step="cargo build unwind")
     exe = proj / "target" / rb.rt / "release" / "unwind"
     gates.static_executable(exe, b.target)
     gates.runs([*b.runner, str(exe)], UNWIND_OUTPUT, where=str(exe))
@@ -319,7 +318,6 @@ def stage_rust(b, st: Status) -> None:
 
 def stage_rust_obj(b, st: Status) -> None:
     """The seed-004 way: `rustc --emit=obj`, then a link we drive with gcc -nodefaultlibs."""
-    log = b.log("rust_obj")
     rb = _rust_build(b, "rust_obj")
     if rb is None:
         return
@@ -327,24 +325,23 @@ def stage_rust_obj(b, st: Status) -> None:
     sysroot = rb.std_sysroot if rust.mode == "build-std" else Path(rust.sysroot)
     work = clean_dir(rb.work / "obj")
     (work / "hello.rs").write_text(HELLO)
-    env = rb.env()
+    sh = b.steps("rust_obj", st, rb.env())
     base = [rust.rustc, "--target", rb.rt, "--sysroot", str(sysroot), "-O", "-C", "panic=unwind",
             "-C", "target-feature=+crt-static"]
-    run([*base, "--emit=obj", "hello.rs", "-o", "hello.o"], log=log, cwd=work, env=env, status=st,
-        step="rustc --emit=obj")
+    sh.run([*base, "--emit=obj", "hello.rs", "-o", "hello.o"], cwd=work, step="rustc --emit=obj")
     # Current Rust puts the allocator shim (__rust_alloc & co.) in an object of its own that
     # only a rustc-driven link creates; keep it with -C save-temps and a linker that does nothing.
     temps = clean_dir(work / "temps")
-    run([*base, "-C", "save-temps", "-C", "linker=true", "../hello.rs", "-o", "hello"], log=log, cwd=temps,
-        env=env, status=st, step="allocator shim")
+    sh.run([*base, "-C", "save-temps", "-C", "linker=true", "../hello.rs", "-o", "hello"], cwd=temps,
+           step="allocator shim")
     shim = [p for p in temps.glob("*.o") if _defines(p, "__rust_alloc")]
     if len(shim) != 1:
         raise gates.GateError(f"found {len(shim)} objects defining __rust_alloc, expected 1", where=str(temps))
     rlibs = sorted(str(p) for p in (sysroot / "lib" / "rustlib" / rb.rt / "lib").glob("*.rlib"))
     exe = work / "hello-obj"
-    run([b.tool("gcc"), "-static", "-nodefaultlibs", "-o", exe.name, "hello.o", str(shim[0]),
-         "-Wl,--start-group", *rlibs, "-Wl,--end-group", "-Wl,-Bstatic", "-lgcc_eh", "-lc", "-lgcc",
-         f"-Wl,-Map={work / 'hello-obj.map'}"], log=log, cwd=work, env=env, status=st, step="gcc link")
+    sh.run([b.tool("gcc"), "-static", "-nodefaultlibs", "-o", exe.name, "hello.o", str(shim[0]),
+            "-Wl,--start-group", *rlibs, "-Wl,--end-group", "-Wl,-Bstatic", "-lgcc_eh", "-lc", "-lgcc",
+            f"-Wl,-Map={work / 'hello-obj.map'}"], cwd=work, step="gcc link")
     gates.static_executable(exe, b.target, kind="static")
     check_link_map(work / "hello-obj.map", rb, unwind="libgcc_eh.a(")
     gates.runs([*b.runner, str(exe)], "hello, world!\n", where=str(exe))

@@ -20,18 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import gates, libs, machine, package, rust
-from .recipes import Target, Version
+from . import gates, libs, package, rust
+from .context import HOST_ENV, Build, Steps
 from .runner import Status, clean_dir, run
-from .settings import Settings
-from .sources import tree_path, write_json
-
-HOST_ENV = ("PATH", "HOME", "TMPDIR", "SOURCE_DATE_EPOCH", "TERM", "USER", "LOGNAME", "TZ")
-HOST_FLAGS = "-g0 -O2"   # the toolchain's own programs: no debug info (much faster to build)
-# Build paths never enter the output: the toolchain is configured for prefix "" (relocatable,
-# installed with DESTDIR), configure scripts are called by relative paths, and compilers map
-# the output folder to this fixed name in debug info and __FILE__.
-MAPPED_OUT = "/musl-toolchain"
+from .sources import write_json
 
 HELLO_C = '#include <stdio.h>\nint main(void) { puts("hello from C"); return 0; }\n'
 HELLO_CXX = """#include <iostream>
@@ -51,110 +43,6 @@ int main() {
 """
 
 
-@dataclass
-class Build:
-    settings: Settings
-    target: Target
-    versions: dict[str, Version]
-
-    @property
-    def triple(self) -> str:
-        return self.target.triple
-
-    @property
-    def prefix(self) -> Path:
-        return self.settings.out / "toolchains" / self.target.name
-
-    @property
-    def sysroot(self) -> Path:
-        return self.prefix / self.triple
-
-    @property
-    def work(self) -> Path:
-        return self.settings.out / "build" / self.target.name
-
-    def src(self, package: str) -> Path:
-        return tree_path(self.settings, self.versions[package])
-
-    def stamp(self, stage: str) -> Path:
-        return self.work / "stamps" / f"{stage}.json"
-
-    def log(self, stage: str) -> Path:
-        return self.work / "logs" / f"{stage}.log"
-
-    @property
-    def runner(self) -> list[str]:
-        """How to run a target program here: nothing on its own kind of machine, else qemu-user."""
-        return machine.runner(self.target)
-
-    def link_usr(self) -> None:
-        """sysroot/usr -> . so that --prefix=/usr installs land where gcc looks (/include, /lib)."""
-        usr = self.sysroot / "usr"
-        if not usr.is_symlink():
-            usr.symlink_to(".")
-
-    @property
-    def prefix_map(self) -> str:
-        return f"-ffile-prefix-map={self.settings.out}={MAPPED_OUT}"
-
-    @property
-    def target_cflags(self) -> str:
-        """CFLAGS for the target libraries we build with our gcc (musl, ncurses, libedit)."""
-        return f"-O2 {self.prefix_map}"
-
-    def configure(self, src: Path, cwd: Path) -> str:
-        """A source's configure script by a relative path: the same text in every build folder
-        (gcc records its configure command line in the driver)."""
-        return os.path.relpath(src / "configure", cwd)
-
-    def tool(self, name: str) -> str:
-        return str(self.prefix / "bin" / f"{self.triple}-{name}")
-
-    def env(self) -> dict[str, str]:
-        # an allow-list: CPATH, LIBRARY_PATH, GCC_EXEC_PREFIX, CONFIG_SITE, MAKEFLAGS, ... from
-        # the user's shell would otherwise reach the host compiler and the configure scripts
-        env = {k: v for k, v in os.environ.items() if k in HOST_ENV}
-        # no prefix map for the host programs: built with -g0 they hold no build path (the
-        # package stage's leak gate checks), and gcc hashes its link flags into cc1's PCH
-        # checksum, so a map naming the output folder would make cc1 differ between folders
-        env.update(PATH=f"{self.prefix / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}", LC_ALL="C",
-                   CFLAGS=HOST_FLAGS, CXXFLAGS=HOST_FLAGS)
-        return env
-
-    # -- configure flags (also recorded in the report) ------------------------------------
-
-    def binutils_flags(self) -> list[str]:
-        return [f"--target={self.triple}", "--prefix=", f"--with-sysroot=/{self.triple}",
-                "--disable-nls", "--disable-werror", "--disable-multilib", "--disable-gprofng",
-                "--disable-gdb", "--disable-gdbserver", "--disable-sim", "--disable-readline",
-                "--enable-deterministic-archives"]
-
-    def gcc_flags(self) -> list[str]:
-        langs = ",".join(self.settings.languages)
-        return [f"--target={self.triple}", "--prefix=", f"--with-sysroot=/{self.triple}",
-                "--with-native-system-header-dir=/include", f"--enable-languages={langs}",
-                "--disable-nls", "--disable-multilib", "--disable-bootstrap", "--disable-werror",
-                "--disable-libsanitizer", "--enable-tls", "--enable-initfini-array",
-                # PIE by default (as Alpine): `gcc -static-pie x.c` just works, and the static
-                # libraries built with it can go into static-pie programs (Rust's default)
-                "--enable-default-pie",
-                "--enable-libstdcxx-time=rt", "--disable-gnu-indirect-function",
-                "--with-pkgversion=musl-toolchain", *self.target.gcc_configure]
-
-    def gcc_make_vars(self) -> list[str]:
-        """Make variables (not configure options, which gcc records in the driver) for the real
-        sysroot while building: its headers for fixincludes, and --sysroot for the target
-        libraries, whose debug info gets the output folder mapped."""
-        # gcc's top Makefile passes no command-line variables down (MAKEOVERRIDES=), but
-        # TARGET-gcc is the goal list of its sub-make in gcc/, which takes assignments too
-        return [f"TARGET-gcc=all BUILD_SYSTEM_HEADER_DIR={self.sysroot / 'include'}",
-                f"SYSROOT_CFLAGS_FOR_TARGET=--sysroot={self.sysroot}",
-                f"DEBUG_PREFIX_CFLAGS_FOR_TARGET={self.prefix_map}"]
-
-    def musl_flags(self) -> list[str]:
-        return ["--prefix=", f"--target={self.triple}", "--syslibdir=/lib"]
-
-
 # -- the stages ---------------------------------------------------------------------------
 
 
@@ -164,13 +52,11 @@ def _make(b: Build, *targets: str) -> list[str]:
 
 def stage_binutils(b: Build, st: Status) -> None:
     obj = clean_dir(b.work / "obj-binutils")
-    log, env = b.log("binutils"), b.env()
-    run([b.configure(b.src("binutils"), obj), *b.binutils_flags()], log=log, cwd=obj, env=env,
-        status=st, step="configure")
+    sh = b.steps("binutils", st)
+    sh.run([b.configure(b.src("binutils"), obj), *b.binutils_flags()], cwd=obj, step="configure")
     # MAKEINFO=true: Debian's binutils repack has no prebuilt manuals; we install none
-    run(_make(b, "MAKEINFO=true"), log=log, cwd=obj, env=env, status=st, step="make")
-    run(["make", "MAKEINFO=true", f"DESTDIR={b.prefix}", "install"], log=log, cwd=obj, env=env, status=st,
-        step="install")
+    sh.run(_make(b, "MAKEINFO=true"), cwd=obj, step="make")
+    sh.run(["make", "MAKEINFO=true", f"DESTDIR={b.prefix}", "install"], cwd=obj, step="install")
     # gate: the tools run, report the target, and assemble an object for it
     for tool in ("as", "ld", "ar", "objcopy", "strip"):
         out = subprocess.run([b.tool(tool), "--version"], capture_output=True, text=True).stdout
@@ -179,7 +65,7 @@ def stage_binutils(b: Build, st: Status) -> None:
     ld_targets = subprocess.run([b.tool("ld"), "-V"], capture_output=True, text=True).stdout
     test = clean_dir(b.work / "gate-binutils")
     (test / "empty.s").write_text(".text\n")
-    run([b.tool("as"), "empty.s", "-o", "empty.o"], log=log, cwd=test, env=env, status=st, step="gate")
+    sh.run([b.tool("as"), "empty.s", "-o", "empty.o"], cwd=test, step="gate")
     gates.target_object(test / "empty.o", b.target)
     if not ld_targets.strip():
         raise gates.GateError("ld -V lists no emulations", where=b.tool("ld"))
@@ -198,53 +84,51 @@ def _gcc_shadow_source(b: Build) -> Path:
 
 
 def stage_gcc_core(b: Build, st: Status) -> None:
-    log, env = b.log("gcc_core"), b.env()
+    sh = b.steps("gcc_core", st)
     shadow = _gcc_shadow_source(b)
     obj = clean_dir(b.work / "obj-gcc")
     (b.sysroot / "include").mkdir(parents=True, exist_ok=True)
     b.link_usr()
-    run([b.configure(shadow, obj), *b.gcc_flags()], log=log, cwd=obj, env=env, status=st, step="configure")
-    run(_make(b, *b.gcc_make_vars(), "all-gcc"), log=log, cwd=obj, env=env, status=st, step="make all-gcc")
-    run(["make", *b.gcc_make_vars(), f"DESTDIR={b.prefix}", "install-gcc"], log=log, cwd=obj, env=env,
-        status=st, step="install-gcc")
+    sh.run([b.configure(shadow, obj), *b.gcc_flags()], cwd=obj, step="configure")
+    sh.run(_make(b, *b.gcc_make_vars(), "all-gcc"), cwd=obj, step="make all-gcc")
+    sh.run(["make", *b.gcc_make_vars(), f"DESTDIR={b.prefix}", "install-gcc"], cwd=obj, step="install-gcc")
     machine = subprocess.run([b.tool("gcc"), "-dumpmachine"], capture_output=True, text=True).stdout.strip()
     if machine != b.triple:
         raise gates.GateError(f"-dumpmachine says {machine!r}, expected {b.triple}", where=b.tool("gcc"))
     test = clean_dir(b.work / "gate-gcc-core")
     (test / "t.c").write_text("int answer(void) { return 42; }\n")
-    run([b.tool("gcc"), "-c", "t.c", "-o", "t.o"], log=log, cwd=test, env=env, status=st, step="gate")
+    sh.run([b.tool("gcc"), "-c", "t.c", "-o", "t.o"], cwd=test, step="gate")
     gates.target_object(test / "t.o", b.target)
 
 
-def _musl_configure(b: Build, obj: Path, log: Path, st: Status, libcc: str = "") -> None:
-    env = b.env()
-    env.update(CC=b.tool("gcc"), CFLAGS=b.target_cflags, CROSS_COMPILE=f"{b.triple}-")
+def _musl_configure(b: Build, sh: Steps, obj: Path, libcc: str = "") -> None:
+    """musl's configure takes the cross compiler from the environment (its make then reads
+    config.mak, so the other steps run with the host environment)."""
+    env = {**sh.env, "CC": b.tool("gcc"), "CFLAGS": b.target_cflags, "CROSS_COMPILE": f"{b.triple}-"}
     if libcc:
         env["LIBCC"] = libcc
-    run([b.configure(b.src("musl"), obj), *b.musl_flags()], log=log, cwd=obj, env=env, status=st,
-        step="configure musl")
+    sh.run([b.configure(b.src("musl"), obj), *b.musl_flags()], cwd=obj, env=env, step="configure musl")
 
 
 def stage_libgcc_static(b: Build, st: Status) -> None:
     """musl's headers into the sysroot, then a static-only libgcc that musl can link."""
-    log, env = b.log("libgcc_static"), b.env()
+    sh = b.steps("libgcc_static", st)
     obj = clean_dir(b.work / "obj-musl-headers")
-    _musl_configure(b, obj, log, st)
-    run(["make", f"DESTDIR={b.sysroot}", "install-headers"], log=log, cwd=obj, env=env, status=st,
-        step="musl install-headers")
+    _musl_configure(b, sh, obj)
+    sh.run(["make", f"DESTDIR={b.sysroot}", "install-headers"], cwd=obj, step="musl install-headers")
     shutil.rmtree(b.work / "obj-gcc" / b.triple / "libgcc", ignore_errors=True)
-    run(_make(b, "MAKE=make enable_shared=no", *b.gcc_make_vars(), "all-target-libgcc"), log=log,
-        cwd=b.work / "obj-gcc", env=env, status=st, step="libgcc (static)")
+    sh.run(_make(b, "MAKE=make enable_shared=no", *b.gcc_make_vars(), "all-target-libgcc"),
+           cwd=b.work / "obj-gcc", step="libgcc (static)")
     gates.target_archive(b.work / "obj-gcc" / b.triple / "libgcc" / "libgcc.a", b.target)
 
 
 def stage_musl(b: Build, st: Status) -> None:
-    log, env = b.log("musl"), b.env()
+    sh = b.steps("musl", st)
     obj = clean_dir(b.work / "obj-musl")
     libcc = str(b.work / "obj-gcc" / b.triple / "libgcc" / "libgcc.a")
-    _musl_configure(b, obj, log, st, libcc)
-    run(_make(b, f"LIBCC={libcc}"), log=log, cwd=obj, env=env, status=st, step="make musl")
-    run(["make", f"DESTDIR={b.sysroot}", "install"], log=log, cwd=obj, env=env, status=st, step="install musl")
+    _musl_configure(b, sh, obj, libcc)
+    sh.run(_make(b, f"LIBCC={libcc}"), cwd=obj, step="make musl")
+    sh.run(["make", f"DESTDIR={b.sysroot}", "install"], cwd=obj, step="install musl")
     lib = b.sysroot / "lib"
     gates.target_archive(lib / "libc.a", b.target, at_least=1000)
     for crt in ("crt1.o", "crti.o", "crtn.o", "Scrt1.o", "rcrt1.o"):
@@ -254,19 +138,18 @@ def stage_musl(b: Build, st: Status) -> None:
 def stage_gcc(b: Build, st: Status) -> None:
     """The rest of gcc (libgcc with libgcc_eh and libgcc_s, libstdc++, ...), from clean target
     library folders now that musl exists; then the static libgcc archives into the sysroot."""
-    log, env = b.log("gcc"), b.env()
+    sh = b.steps("gcc", st)
     obj = b.work / "obj-gcc"
     shutil.rmtree(obj / b.triple, ignore_errors=True)
     # all-host all-target and install-host install-target are what `all` and `install` run, but
     # through a recursive make that would drop our make variables (MAKEOVERRIDES=)
-    run(_make(b, *b.gcc_make_vars(), "all-host", "all-target"), log=log, cwd=obj, env=env, status=st,
-        step="make (target libraries)")
-    run(["make", *b.gcc_make_vars(), f"DESTDIR={b.prefix}", "installdirs", "install-host", "install-target"],
-        log=log, cwd=obj, env=env, status=st, step="install")
+    sh.run(_make(b, *b.gcc_make_vars(), "all-host", "all-target"), cwd=obj, step="make (target libraries)")
+    sh.run(["make", *b.gcc_make_vars(), f"DESTDIR={b.prefix}", "installdirs", "install-host", "install-target"],
+           cwd=obj, step="install")
     for la in b.prefix.rglob("*.la"):
         la.unlink()  # libtool archives: build paths inside, and nothing needs them for static links
     libgcc = Path(subprocess.run([b.tool("gcc"), "-print-libgcc-file-name"], capture_output=True,
-                                 text=True, env=env).stdout.strip())
+                                 text=True, env=sh.env).stdout.strip())
     for name in ("libgcc.a", "libgcc_eh.a"):
         src = libgcc.parent / name
         gates.target_archive(src, b.target)
@@ -276,7 +159,7 @@ def stage_gcc(b: Build, st: Status) -> None:
 
 def stage_hello(b: Build, st: Status) -> None:
     """C and C++ programs linked -static and -static-pie: static ELF facts, and they run."""
-    log, env = b.log("hello"), b.env()
+    sh = b.steps("hello", st)
     test = clean_dir(b.work / "hello")
     (test / "hello.c").write_text(HELLO_C)
     (test / "hello.cc").write_text(HELLO_CXX)
@@ -286,8 +169,8 @@ def stage_hello(b: Build, st: Status) -> None:
     for compiler, source, greeting in programs:
         for kind in ("static", "static-pie"):
             exe = test / f"{source.replace('.', '-')}-{kind}"
-            run([b.tool(compiler), f"-{kind}", "-O2", source, "-o", exe.name], log=log, cwd=test, env=env,
-                status=st, step=f"{compiler} -{kind}")
+            sh.run([b.tool(compiler), f"-{kind}", "-O2", source, "-o", exe.name], cwd=test,
+                   step=f"{compiler} -{kind}")
             gates.static_executable(exe, b.target, kind=kind)
             gates.runs([*b.runner, str(exe)], greeting, where=str(exe))
 
@@ -376,7 +259,7 @@ STAGES = (
           reads=("binutils",), after=("hello", "libedit", "rust_obj"), code=(package,), makes="`out/dist/`"),
 )
 BY_NAME = {s.name: s for s in STAGES}
-COMMON_CODE = (Build, run, clean_dir, gates)   # every stage runs through these
+COMMON_CODE = (Build, Steps, run, clean_dir, gates)   # every stage runs through these
 
 
 def _code_hash(stage: Stage) -> str:

@@ -9,7 +9,7 @@ from doit.tools import config_changed
 
 from . import recipes as recipes_mod
 from . import settings as settings_mod
-from . import sources, stages
+from . import context, sources, stages
 from .errors import ToolchainError
 from .recipes import Recipes, Version
 from .settings import Settings
@@ -97,8 +97,8 @@ def download_task(ctx: Context) -> dict:
     }
 
 
-def _build(ctx: Context, target) -> stages.Build:
-    return stages.Build(ctx.settings, target, ctx.versions)
+def _build(ctx: Context, target) -> context.Build:
+    return context.Build(ctx.settings, target, ctx.versions)
 
 
 def stage_tasks(ctx: Context, name: str):
