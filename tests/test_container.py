@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from toolchain import recipes, repro
+from toolchain import machine, recipes, repro
 
 pytestmark = pytest.mark.slow
 
@@ -180,10 +180,10 @@ def test_containerfile_builds_runs_and_is_reproducible(podman, base_image, conte
     ctx, prebuilt = context
     first = build(podman, ctx, prebuilt, f"{IMAGE}:{ARCH}", tmp_path, "--no-cache")
     # the image's toolchain on a hello-world, run (under qemu-user) inside the image
-    qemu = recipes.load_targets(REPO / "recipes" / "targets.yaml")[ARCH].qemu
+    qemu = " ".join(machine.runner(recipes.load_targets(REPO / "recipes" / "targets.yaml")[ARCH]))
     script = ("printf '#include <stdio.h>\\nint main(void){puts(\"hello from podman\");return 0;}\\n' > h.c"
               ' && "$(basename /opt/musl-toolchain/bin/*-linux-musl*-gcc)" -static -O2 h.c -o h'
-              f" && {qemu or ''} ./h")
+              f" && {qemu} ./h")
     r = subprocess.run(["podman", "run", "--rm", "-w", "/tmp", f"{IMAGE}:{ARCH}", "sh", "-c", script],
                        env=podman, capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout == "hello from podman\n", r.stdout + r.stderr
