@@ -90,12 +90,17 @@ def file_lock(path: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def sha256_file(path: Path) -> str:
+def sha256_stream(f) -> str:
+    """sha256 of what is left to read in an open binary file."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
+    for block in iter(lambda: f.read(1 << 20), b""):
+        h.update(block)
     return h.hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    with open(path, "rb") as f:
+        return sha256_stream(f)
 
 
 def verify(path: Path, expected: str, origin: str, *, ours: bool = False) -> None:

@@ -129,6 +129,8 @@ def check_request(request: Request, ctx) -> list[str]:
         return []
     s = ctx.settings
     needed = work(request, list(ctx.recipes.targets), [v.key for v in ctx.versions.values()])
-    apt = s.debian and not s.offline and not all(sources.fetch_is_current(s, v) for v in ctx.versions.values())
+    # whether Debian's archive may be asked matters only without apt-get: no hashing otherwise
+    apt = s.debian and not s.offline and shutil.which("apt-get") is None \
+        and not all(sources.fetch_is_current(s, v) for v in ctx.versions.values())
     qemu = {n: " ".join(machine.runner(t)) for n, t in ctx.recipes.targets.items()}
     return check(needed, qemu, apt=apt)

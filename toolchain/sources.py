@@ -159,7 +159,8 @@ def prepare(settings: Settings, version: Version) -> Path:
                 label = f"{p.file} ({path})" if p.remote else str(path)
                 print(f"  {version.key}: applying {p.file}", flush=True)
                 if p.remote:
-                    _check_unchanged(path, record["patches"][p.file]["sha256"])
+                    with open(path, "rb") as f:
+                        unpack.check_unchanged(f, str(path), record["patches"][p.file]["sha256"])
                 patching.apply(path, tree, label=label)
             (tree / MARKER).write_text(json.dumps(wanted, indent=1, sort_keys=True) + "\n")
             if dest.exists():
@@ -185,11 +186,4 @@ def _made_here(dest: Path) -> dict | None:
     raise ToolchainError(f"{dest} exists, but it is not a source tree this tool made (no valid {MARKER})",
                          fix="move it away (it is left untouched), or choose another out= folder")
 
-
-def _check_unchanged(path: Path, sha256: str) -> None:
-    got = sha256_file(path)
-    if got != sha256:
-        raise ToolchainError(f"changed since it was verified\n  expected: {sha256}\n  got:      {got}",
-                             where=str(path),
-                             fix="something replaced the file; remove it and run again to fetch a verified copy")
 

@@ -19,13 +19,13 @@ on failure.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tarfile
 from collections import OrderedDict
 from pathlib import Path, PurePosixPath
 
+from .download import sha256_stream
 from .errors import UnpackError
 
 MAX_MEMBERS = 1_000_000      # gcc has ~130k
@@ -47,7 +47,7 @@ def extract(archive: Path, dest: Path, sha256: str = "") -> None:
         raise UnpackError(f"cannot read: {e.strerror}", where=str(archive)) from None
     with f:
         if sha256:
-            _check_hash(f, archive, sha256)
+            check_unchanged(f, str(archive), sha256)
         dest.mkdir(parents=True)
         try:
             _Extractor(dest, archive.name).run(f)
@@ -63,13 +63,11 @@ def extract(archive: Path, dest: Path, sha256: str = "") -> None:
             raise
 
 
-def _check_hash(f, archive: Path, expected: str) -> None:
-    h = hashlib.sha256()
-    while block := f.read(1 << 20):
-        h.update(block)
-    if h.hexdigest() != expected:
-        raise UnpackError(f"changed since it was verified\n  expected: {expected}\n  got:      {h.hexdigest()}",
-                          where=str(archive),
+def check_unchanged(f, where: str, expected: str) -> None:
+    """The open file still has the sha256 it was verified with; rewound for reading."""
+    got = sha256_stream(f)
+    if got != expected:
+        raise UnpackError(f"changed since it was verified\n  expected: {expected}\n  got:      {got}", where=where,
                           fix="something replaced the file; remove it and run again to fetch a verified copy")
     f.seek(0)
 
