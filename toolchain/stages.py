@@ -213,6 +213,10 @@ def _rust_config(b: Build) -> dict:
     return {"rust": [b.target.rust_target, rust.HELLO, rust.UNWIND, rust.UNWIND_OUTPUT, rust.CARGO_TOML]}
 
 
+def _gcc_config(b: Build) -> dict:
+    return {"configure": b.gcc_flags(), "make": b.gcc_make_vars()}
+
+
 def _musl_config(b: Build) -> dict:
     return {"configure": b.musl_flags(), "make": b.gcc_make_vars()}
 
@@ -223,7 +227,7 @@ STAGES = (
           makes="`out/toolchains/<arch>/bin`"),
     Stage("gcc_core", "gcc's compiler proper (make all-gcc), gmp/mpfr/mpc built in-tree", stage_gcc_core,
           reads=("gcc", "gmp", "mpfr", "mpc"), after=("binutils",),
-          config=lambda b: {"configure": b.gcc_flags(), "make": b.gcc_make_vars()},
+          config=_gcc_config,
           code=(_make, _gcc_shadow_source), makes="the compiler driver and cc1"),
     Stage("libgcc_static", "musl's headers, then a static-only libgcc for building musl", stage_libgcc_static,
           reads=("musl",), after=("gcc_core",), config=_musl_config, code=(_make, _musl_configure)),
@@ -231,7 +235,7 @@ STAGES = (
           reads=("musl",), after=("libgcc_static",), config=_musl_config, code=(_make, _musl_configure),
           makes="the sysroot's libc"),
     Stage("gcc", "the rest of gcc: libgcc (with libgcc_eh), libstdc++; static libgcc into the sysroot",
-          stage_gcc, after=("musl",), config=lambda b: {"configure": b.gcc_flags(), "make": b.gcc_make_vars()},
+          stage_gcc, after=("musl",), config=_gcc_config,
           code=(_make,), makes="C and C++ compilers; the static libgcc archives in the sysroot's lib"),
     Stage("hello", "C and C++ hello-worlds, -static and -static-pie: static ELF gates, run under qemu",
           stage_hello, after=("gcc",),
