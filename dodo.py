@@ -11,7 +11,7 @@ from doit import doit_cmd
 
 from toolchain import cmdline, hosttools, interrupt
 from toolchain.errors import ToolchainError
-from toolchain.stages import STAGES
+from toolchain.build.registry import STAGES
 from toolchain.tasks import (Context, download_task, fetch_tasks, settings_task, source_tasks,
                              sources_tasks, stage_tasks, toolchain_tasks)
 
@@ -73,5 +73,5 @@ def _stage_family(name: str, doc: str):
     return creator
 
 
-for _stage in STAGES:   # one family per stage of toolchain/stages.py's registry
+for _stage in STAGES:   # one family per stage of the registry (toolchain/build/registry.py)
     globals()[f"task_{_stage.name}"] = _stage_family(_stage.name, _stage.doc)

@@ -10,9 +10,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from toolchain import context, gates, package, repro, rust
-from toolchain.recipes import Target
-from toolchain.runner import StageError, run
+from toolchain import repro
+from toolchain.build import context
+from toolchain.build.stages import package, rust
+from toolchain.checks import gates
+from toolchain.sources.recipes import Target
+from toolchain.build.runner import StageError, run
 
 AARCH64 = Target("aarch64", "aarch64-linux-musl", (), "aarch64-unknown-linux-musl", "qemu-aarch64-static",
                  64, "EM_AARCH64", "")
@@ -210,17 +213,19 @@ def test_repro_compare_names_the_differing_members(tmp_path):
 def test_configure_arguments_name_no_build_folder(tmp_path):
     """gcc keeps its configure arguments in the driver (gcc -v): they must be the same in any
     build folder; the build folder goes in make variables and prefix maps instead."""
-    from toolchain import recipes, settings
+    from toolchain import settings
+    from toolchain.build.stages import binutils, gcc, musl
+    from toolchain.sources import recipes
     r = recipes.load()
     s = settings.load({"out": str(tmp_path / "out")}, env={})
     for target in r.targets.values():
         b = context.Build(s, target, r.select({}))
-        flags = " ".join(b.binutils_flags() + b.gcc_flags() + b.musl_flags())
+        flags = " ".join(binutils.configure_flags(b) + gcc.configure_flags(b) + musl.configure_flags(b))
         assert str(tmp_path) not in flags and "--prefix= " in flags + " "
         assert f"--with-sysroot=/{target.triple}" in flags
-        assert f"SYSROOT_CFLAGS_FOR_TARGET=--sysroot={b.sysroot}" in b.gcc_make_vars()
+        assert f"SYSROOT_CFLAGS_FOR_TARGET=--sysroot={b.sysroot}" in gcc.make_vars(b)
         assert f"-ffile-prefix-map={tmp_path / 'out'}=" in b.target_cflags
-        assert f"-ffile-prefix-map={tmp_path / 'out'}=" in " ".join(b.gcc_make_vars())
+        assert f"-ffile-prefix-map={tmp_path / 'out'}=" in " ".join(gcc.make_vars(b))
         # gcc hashes the host link flags (CXXFLAGS) into cc1's PCH checksum: no folder there
         assert str(tmp_path) not in b.env()["CFLAGS"] + b.env()["CXXFLAGS"]
         src = b.src("gcc")

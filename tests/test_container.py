@@ -28,7 +28,9 @@ from pathlib import Path
 
 import pytest
 
-from toolchain import machine, recipes, repro
+from toolchain import repro
+from toolchain.build import machine
+from toolchain.sources import recipes
 
 pytestmark = pytest.mark.slow
 

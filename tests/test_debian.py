@@ -10,11 +10,11 @@ import tarfile
 import pytest
 
 from conftest import make_tar, sha
-from toolchain.debian import (Apt, Archive, compare_versions, debian_archives, deb_src_stanzas, newest_first,
+from toolchain.sources.debian import (Apt, Archive, compare_versions, debian_archives, deb_src_stanzas, newest_first,
                               upstream_part)
 from toolchain.errors import FetchError
-from toolchain.fetch import Fetcher
-from toolchain.recipes import Location
+from toolchain.sources.fetch import Fetcher
+from toolchain.sources.recipes import Location
 
 needs_apt = pytest.mark.skipif(shutil.which("apt-get") is None, reason="needs apt-get (Debian/Ubuntu)")
 
@@ -164,7 +164,7 @@ def test_missing_version_is_reported(tmp_path, archive):
 @pytest.mark.slow
 def test_real_debian_archive_serves_the_default_musl(tmp_path):
     """Uses this machine's apt sources and Debian's real archive (network)."""
-    from toolchain import recipes
+    from toolchain.sources import recipes
     musl = recipes.load().packages["musl"]
     v = musl.versions[musl.default]
     got = Fetcher(tmp_path / "dist", upstream=False, apt=Apt(tmp_path / "apt")).fetch(v.locations, "musl")

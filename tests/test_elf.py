@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from toolchain import elf, gates
-from toolchain.recipes import Target
+from toolchain.checks import elf, gates
+from toolchain.sources.recipes import Target
 
 
 def unavailable(reason: str) -> None:

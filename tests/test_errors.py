@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from toolchain import __main__ as cli
-from toolchain import cmdline, recipes, repro, settings
+from toolchain import cmdline, repro, settings
+from toolchain.sources import recipes
 from toolchain.errors import RecipeError, ToolchainError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -261,8 +262,8 @@ def test_an_os_error_in_a_task_is_one_message_not_a_traceback():
 
 def test_an_offline_build_reads_a_read_only_distfiles_folder(tmp_path):
     from conftest import make_tar, sha
-    from toolchain.fetch import Fetcher
-    from toolchain.recipes import Location
+    from toolchain.sources.fetch import Fetcher
+    from toolchain.sources.recipes import Location
     ro = tmp_path / "ro"
     ro.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "musl-toolchain-test", str(ro)],

@@ -7,10 +7,10 @@ import threading
 import pytest
 
 from conftest import make_tar, sha
-from toolchain.download import Limits, download, part_path, retrying_session
+from toolchain.sources.download import Limits, download, part_path, retrying_session
 from toolchain.errors import FetchError
-from toolchain.fetch import Fetcher
-from toolchain.recipes import Location
+from toolchain.sources.fetch import Fetcher
+from toolchain.sources.recipes import Location
 
 NAME = "pkg-1.0.tar.gz"
 

@@ -12,7 +12,8 @@ import pytest
 from doit.loader import load_doit_config, load_tasks
 
 from conftest import make_tar, sha
-from toolchain import recipes, sources, stages
+from toolchain.build import registry
+from toolchain.sources import recipes, store
 
 REPO = Path(__file__).resolve().parent.parent
 T = next(iter(recipes.load().targets))  # any target: the source trees are the same for all
@@ -71,11 +72,11 @@ def test_doit_list_shows_families(tmp_path):
     assert r.returncode == 0, r.stderr
     names = [line.split()[0] for line in r.stdout.splitlines()]
     assert names == sorted(set(names))                    # families only, once each, in order
-    assert set(names) == {s.name for s in stages.STAGES} | {"download", "fetch", "settings", "source", "sources",
+    assert set(names) == {s.name for s in registry.STAGES} | {"download", "fetch", "settings", "source", "sources",
                                                             "toolchain"}
     r = doit("list", "--all", f"out={tmp_path}/out")
     listed = {line.split()[0] for line in r.stdout.splitlines()}
-    assert {f"{family}:{t}" for family in [s.name for s in stages.STAGES] + ["sources", "toolchain"]
+    assert {f"{family}:{t}" for family in [s.name for s in registry.STAGES] + ["sources", "toolchain"]
             for t in recipes.load().targets} <= listed
 
 
@@ -132,7 +133,7 @@ def test_full_graph_runs_is_incremental_and_redoes_only_a_patched_tree(project, 
 
     stale = tmp / "out" / "src" / ".musl-1.0.tmp-killed"   # what a killed run leaves behind
     (stale / "tree").mkdir(parents=True)
-    (stale / sources.TMP_MARKER).write_text("")
+    (stale / store.TMP_MARKER).write_text("")
     foreign = tmp / "out" / "src" / ".musl-1.0.tmp-mine"   # the same name, but not ours
     (foreign / "notes").mkdir(parents=True)
     (tmp / "patches" / "musl" / "1.0" / "0001-greeting.patch").write_text(PATCH.format(greeting="howdy"))

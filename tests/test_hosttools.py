@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from toolchain import hosttools, machine, recipes, stages
+from toolchain import hosttools
+from toolchain.build import machine, registry
+from toolchain.sources import recipes
 from toolchain.cmdline import Request
 from toolchain.errors import ToolchainError
 
@@ -40,19 +42,19 @@ def test_needs_follow_the_stage_graph():
     assert needed() == {} and needed("settings") == {}
     assert needed("fetch:" + KEYS[0]) == {"fetch": {""}} and needed("download") == {"fetch": {""}}
     assert set(needed(f"sources:{t}")) == {"fetch", "source"}
-    for stage in stages.STAGES:
+    for stage in registry.STAGES:
         need = needed(f"{stage.name}:{t}")
         built = set(need) - {"fetch", "source"}
         assert stage.name in built and all(need[s] == {t} for s in built)
-        assert all(set(stages.BY_NAME[s].after) <= built for s in built)   # every stage before it, too
+        assert all(set(registry.BY_NAME[s].after) <= built for s in built)   # every stage before it, too
         assert built == {stage.name} or stage.after                          # nothing more without `after`
-        assert ("source" in need) == any(stages.BY_NAME[s].reads for s in built)
+        assert ("source" in need) == any(registry.BY_NAME[s].reads for s in built)
     whole = needed(f"toolchain:{t}")
-    assert set(whole) == {"fetch", "source"} | set(stages.BY_NAME)
-    first = stages.STAGES[0].name
+    assert set(whole) == {"fetch", "source"} | set(registry.BY_NAME)
+    first = registry.STAGES[0].name
     assert whole[first] == {t}
     assert needed(first)[first] == set(TARGETS)          # a family alone: all its subtasks
-    last = stages.STAGES[-1].name
+    last = registry.STAGES[-1].name
     assert needed(f"toolchain:{t[0]}*")[last] == {n for n in TARGETS if n.startswith(t[0])}
 
 

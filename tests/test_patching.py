@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from toolchain.errors import PatchError
-from toolchain.patching import apply
+from toolchain.sources.patching import apply
 
 SYMLINK = ("diff --git a/sl b/sl\nnew file mode 120000\n--- /dev/null\n+++ b/sl\n@@ -0,0 +1 @@\n+/etc\n"
            "\\ No newline at end of file\n")

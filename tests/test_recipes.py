@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from toolchain import recipes
+from toolchain.sources import recipes
 from toolchain.errors import RecipeError
 
 REPO = Path(__file__).resolve().parent.parent

@@ -7,9 +7,9 @@ import os
 import pytest
 
 from conftest import make_tar, sha
-from toolchain import recipes, sources
+from toolchain.sources import recipes, store
 from toolchain.errors import ToolchainError
-from toolchain.runner import OWNED, clean_dir
+from toolchain.build.runner import OWNED, clean_dir
 from toolchain.settings import Settings
 
 
@@ -42,42 +42,42 @@ def swap_same_size(path):
 
 def test_a_distfile_swapped_for_one_of_the_same_size_is_never_unpacked(pkg):
     settings, version, distfile = pkg
-    sources.fetch(settings, version)
-    assert sources.fetch_is_current(settings, version)
+    store.fetch(settings, version)
+    assert store.fetch_is_current(settings, version)
     swap_same_size(distfile)
-    assert not sources.fetch_is_current(settings, version)  # doit fetches again
+    assert not store.fetch_is_current(settings, version)  # doit fetches again
     with pytest.raises(ToolchainError, match="changed since it was verified"):
-        sources.prepare(settings, version)                  # and prepare refuses anyway
-    assert not sources.tree_path(settings, version).exists()
+        store.prepare(settings, version)                  # and prepare refuses anyway
+    assert not store.tree_path(settings, version).exists()
 
 
 def test_a_touched_but_unchanged_distfile_stays_current(pkg):
     settings, version, distfile = pkg
-    sources.fetch(settings, version)
+    store.fetch(settings, version)
     os.utime(distfile, (1, 1))
-    assert sources.fetch_is_current(settings, version)   # hashed again, same bytes
-    assert sources.prepare(settings, version).joinpath("a.c").read_text() == "int a;\n"
+    assert store.fetch_is_current(settings, version)   # hashed again, same bytes
+    assert store.prepare(settings, version).joinpath("a.c").read_text() == "int a;\n"
 
 
 def test_a_source_folder_the_tool_did_not_make_stops_the_run_and_is_kept(pkg):
     settings, version, _ = pkg
-    sources.fetch(settings, version)
-    mine = sources.tree_path(settings, version)
+    store.fetch(settings, version)
+    mine = store.tree_path(settings, version)
     mine.mkdir(parents=True)
     (mine / "my-work.c").write_text("precious\n")
     with pytest.raises(ToolchainError, match="not a source tree this tool made") as e:
-        sources.prepare(settings, version)
+        store.prepare(settings, version)
     assert "move it away" in str(e.value)
     assert (mine / "my-work.c").read_text() == "precious\n"
 
 
 def test_a_tree_the_tool_made_is_replaced_when_its_patches_change(pkg):
     settings, version, _ = pkg
-    sources.fetch(settings, version)
-    tree = sources.prepare(settings, version)
-    (tree / sources.MARKER).write_text('{"source_sha256": "old"}')
-    assert sources.prepare(settings, version) == tree
-    assert (tree / "a.c").is_file() and '"old"' not in (tree / sources.MARKER).read_text()
+    store.fetch(settings, version)
+    tree = store.prepare(settings, version)
+    (tree / store.MARKER).write_text('{"source_sha256": "old"}')
+    assert store.prepare(settings, version) == tree
+    assert (tree / "a.c").is_file() and '"old"' not in (tree / store.MARKER).read_text()
 
 
 def test_clean_dir_empties_only_its_own_folders(tmp_path):

@@ -10,7 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from toolchain import cmdline, elf, gates, machine, recipes, rust
+from toolchain import cmdline
+from toolchain.build import machine
+from toolchain.build.stages import rust
+from toolchain.checks import elf, gates
+from toolchain.sources import recipes
 from toolchain.cmdline import Request
 from toolchain.errors import RecipeError, ToolchainError
 
@@ -128,7 +132,7 @@ def test_a_qemu_name_must_be_a_machine_name(tmp_path):
 
 def test_the_host_compiler_gets_an_allow_listed_environment(tmp_path, monkeypatch):
     from toolchain.settings import Settings
-    from toolchain.context import Build
+    from toolchain.build.context import Build
     for leaky in ("CPATH", "LIBRARY_PATH", "GCC_EXEC_PREFIX", "COMPILER_PATH", "CONFIG_SITE", "MAKEFLAGS"):
         monkeypatch.setenv(leaky, "/somewhere")
     monkeypatch.setenv("TMPDIR", str(tmp_path))

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import make_tar
 from toolchain.errors import UnpackError
-from toolchain.unpack import extract
+from toolchain.sources.unpack import extract
 
 
 def crafted(tmp, *members: tarfile.TarInfo, data: dict[str, bytes] | None = None, name="evil.tar"):

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from toolchain import recipes, settings
+from toolchain import settings
+from toolchain.sources import recipes
 from toolchain.errors import RecipeError, ToolchainError
-from toolchain.urls import url_problem
+from toolchain.sources.urls import url_problem
 
 REPO = Path(__file__).resolve().parent.parent
 

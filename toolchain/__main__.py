@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import elf
+from .checks import elf
 from .errors import ToolchainError
 
 
@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "doctor":
         return doctor(args.files)
-    from . import cmdline, interrupt, recipes, repro
+    from . import cmdline, interrupt, repro
+    from .sources import recipes
     if not (repro.ROOT / "dodo.py").is_file():
         print("error: repro builds with a checkout of musl-toolchain (its dodo.py, recipes/ and patches/); "
               "this command was installed without one\n  fix: run `.venv/bin/python -m toolchain repro ...` "

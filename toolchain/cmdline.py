@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from doit.cmd_base import DoitCmdBase, DodoTaskLoader
 from doit.doit_cmd import DoitMain
 
-from . import stages
+from .build import registry
 from .errors import ToolchainError
-from .recipes import Recipes, Version
+from .sources.recipes import Recipes, Version
 
 # task families with a subtask per target, and with a subtask per selected package version
-PER_TARGET = (*stages.BY_NAME, "sources", "toolchain")
+PER_TARGET = (*registry.BY_NAME, "sources", "toolchain")
 PER_VERSION = ("fetch", "source")
 
 

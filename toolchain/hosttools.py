@@ -1,7 +1,7 @@
 """The build machine's programs that the selected tasks will run, looked up once before any
 work: a missing one is named with the Debian package that has it, not found 25 minutes in.
 
-What is needed comes from the stage graph (toolchain.stages.STAGES: the stages a task's stage
+What is needed comes from the stage graph (toolchain.build.registry.STAGES: the stages a task's stage
 comes after, and the source trees they read), so `binutils:x86_64` needs less than
 `toolchain:aarch64`. Debian's Essential programs (sh, sed, grep, find, cp, diff, tar) are
 always there and not listed; archives are unpacked by Python's tarfile (xz by its lzma module).
@@ -12,11 +12,12 @@ import importlib
 import shutil
 from dataclasses import dataclass
 
-from . import machine, sources, stages
+from .build import machine, registry
+from .sources import store
 from .cmdline import Request, expand
 from .errors import ToolchainError
 
-QEMU = "<qemu>"    # stands for the target's qemu-user program (toolchain/machine.py), if it needs one
+QEMU = "<qemu>"    # stands for the target's qemu-user program (toolchain/build/machine.py), if it needs one
 
 MAKE_BUILDS = ("binutils", "gcc_core", "libgcc_static", "musl", "gcc", "ncurses", "libedit")
 RUST = ("rust_std", "rust", "rust_obj")
@@ -57,8 +58,8 @@ MODULES = (
 
 def work(request: Request, targets: list[str], versions: list[str]) -> dict[str, set[str]]:
     """What the requested tasks will do: each stage (or "fetch", "source") -> the targets."""
-    after = {s.name: s.after for s in stages.STAGES}
-    reads = {s.name: s.reads for s in stages.STAGES}
+    after = {s.name: s.after for s in registry.STAGES}
+    reads = {s.name: s.reads for s in registry.STAGES}
     done: dict[str, set[str]] = {}
 
     def stage(name: str, target: str) -> None:
@@ -75,7 +76,7 @@ def work(request: Request, targets: list[str], versions: list[str]) -> dict[str,
         if family in after:
             stage(family, sub)
         elif family == "toolchain":
-            stage(stages.STAGES[-1].name, sub)
+            stage(registry.STAGES[-1].name, sub)
         elif family in ("source", "sources"):
             done.setdefault("source", set()).add("")
             done.setdefault("fetch", set()).add("")
@@ -131,6 +132,6 @@ def check_request(request: Request, ctx) -> list[str]:
     needed = work(request, list(ctx.recipes.targets), [v.key for v in ctx.versions.values()])
     # whether Debian's archive may be asked matters only without apt-get: no hashing otherwise
     apt = s.debian and not s.offline and shutil.which("apt-get") is None \
-        and not all(sources.fetch_is_current(s, v) for v in ctx.versions.values())
+        and not all(store.fetch_is_current(s, v) for v in ctx.versions.values())
     qemu = {n: " ".join(machine.runner(t)) for n, t in ctx.recipes.targets.items()}
     return check(needed, qemu, apt=apt)

@@ -21,14 +21,15 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from . import recipes as recipes_mod
+from .sources import recipes as recipes_mod
 from . import settings as settings_mod
-from . import context, sources, stages
-from .download import sha256_file
+from .build import context, executor, registry
+from .sources import store
+from .sources.download import sha256_file
 from .errors import ToolchainError
 
 ROOT = Path(__file__).resolve().parent.parent
-QUICK_STAGES = ("musl", "ncurses", "libedit", "rust_std", "package")
+QUICK_STAGES = tuple(s.name for s in registry.STAGES if s.quick_repro)
 DIFFOSCOPE_FILES = 3
 
 
@@ -59,7 +60,7 @@ def quick_build(out: Path, target: str, distfiles: Path, extra: dict[str, str], 
     subprocess.run(["cp", "-a", str(origin.prefix), str(b.prefix)], check=True)
     # the records of the stages not re-run, and every input's fetch record: the package's
     # manifest lists them all, so the tarball can equal the one a full build makes
-    for name in stages.BY_NAME:
+    for name in registry.BY_NAME:
         if name not in QUICK_STAGES and origin.stamp(name).is_file():
             b.stamp(name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(origin.stamp(name), b.stamp(name))
@@ -67,13 +68,13 @@ def quick_build(out: Path, target: str, distfiles: Path, extra: dict[str, str], 
     libcc = Path("obj-gcc") / b.triple / "libgcc" / "libgcc.a"
     (b.work / libcc).parent.mkdir(parents=True)
     shutil.copy2(origin.work / libcc, b.work / libcc)
-    read = {p for name in QUICK_STAGES for p in stages.BY_NAME[name].reads}
+    read = {p for name in QUICK_STAGES for p in registry.BY_NAME[name].reads}
     for pkg in sorted(versions):
-        sources.fetch(s, versions[pkg])
+        store.fetch(s, versions[pkg])
         if pkg in read:
-            sources.prepare(s, versions[pkg])
+            store.prepare(s, versions[pkg])
     for name in QUICK_STAGES:
-        stages.execute(b, name)
+        executor.execute(b, name)
     return _tarball(out)
 
 

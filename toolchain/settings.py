@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ToolchainError
-from .recipes import PACKAGES, RECIPES_DIR, ROOT
-from .urls import url_problem
+from .sources.recipes import PACKAGES, RECIPES_DIR, ROOT
+from .sources.urls import url_problem
 
 ENV_PREFIX = "TOOLCHAIN_"
 

@@ -7,11 +7,12 @@ import sys
 from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
-from . import recipes as recipes_mod
+from .sources import recipes as recipes_mod
 from . import settings as settings_mod
-from . import context, sources, stages
+from .build import context, executor, registry
+from .sources import store
 from .errors import ToolchainError
-from .recipes import Recipes, Version
+from .sources.recipes import Recipes, Version
 from .settings import Settings
 
 DEP_FILE = ".doit-toolchain.db"
@@ -62,11 +63,11 @@ def fetch_tasks(ctx: Context):
         yield {
             "name": version.key,
             "doc": f"download and verify {version.package} {version.version}",
-            "actions": [(_guarded, [sources.fetch, s, version])],
+            "actions": [(_guarded, [store.fetch, s, version])],
             "file_dep": [],
-            "targets": [str(sources.fetch_stamp(s, version))],
+            "targets": [str(store.fetch_stamp(s, version))],
             "uptodate": [config_changed({"recipe": _recipe_facts(version), "distfiles": str(s.distfiles)}),
-                         (lambda task, values, v=version: sources.fetch_is_current(s, v))],
+                         (lambda task, values, v=version: store.fetch_is_current(s, v))],
             "verbosity": 2,
         }
 
@@ -78,9 +79,9 @@ def source_tasks(ctx: Context):
         yield {
             "name": version.key,
             "doc": f"unpack and patch {version.package} {version.version}",
-            "actions": [(_guarded, [sources.prepare, s, version])],
-            "file_dep": [str(sources.fetch_stamp(s, version))] + local,
-            "targets": [str(sources.tree_path(s, version) / sources.MARKER)],
+            "actions": [(_guarded, [store.prepare, s, version])],
+            "file_dep": [str(store.fetch_stamp(s, version))] + local,
+            "targets": [str(store.tree_path(s, version) / store.MARKER)],
             "uptodate": [config_changed({"patches": [(p.file, p.only_for) for p in version.patches]})],
             "verbosity": 2,
         }
@@ -103,19 +104,19 @@ def _build(ctx: Context, target) -> context.Build:
 
 def stage_tasks(ctx: Context, name: str):
     """One build stage, a subtask per target."""
-    stage = stages.BY_NAME[name]
+    stage = registry.BY_NAME[name]
     for target in ctx.recipes.targets.values():
         b = _build(ctx, target)
-        deps = [str(sources.tree_path(ctx.settings, ctx.versions[p]) / sources.MARKER) for p in stage.reads]
+        deps = [str(store.tree_path(ctx.settings, ctx.versions[p]) / store.MARKER) for p in stage.reads]
         deps += [str(b.stamp(before)) for before in stage.after]
         yield {
             "name": target.name,
             "doc": f"{name} stage for {target.triple}",
-            "actions": [(_guarded, [stages.execute, b, name])],
+            "actions": [(_guarded, [executor.execute, b, name])],
             "file_dep": deps,
             "targets": [str(b.stamp(name))],
-            "uptodate": [config_changed(stages.stage_config(b, name))]
-                        + ([(lambda task, values, b=b: stages.probe_unchanged(b, name))]
+            "uptodate": [config_changed(executor.stage_config(b, name))]
+                        + ([(lambda task, values, b=b: executor.probe_unchanged(b, name))]
                            if stage.probe else []),
             "verbosity": 2,
         }
@@ -137,7 +138,7 @@ def sources_tasks(ctx: Context):
 
 
 def toolchain_tasks(ctx: Context):
-    last = stages.STAGES[-1].name
+    last = registry.STAGES[-1].name
     for target in ctx.recipes.targets.values():
         b = _build(ctx, target)
         yield {

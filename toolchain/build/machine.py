@@ -8,8 +8,8 @@ import functools
 import sys
 from pathlib import Path
 
-from . import elf
-from .recipes import Target
+from ..checks import elf
+from ..sources.recipes import Target
 
 
 @functools.lru_cache(maxsize=None)

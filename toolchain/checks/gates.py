@@ -6,8 +6,8 @@ import subprocess
 from pathlib import Path
 
 from . import elf
-from .errors import ToolchainError
-from .recipes import Target
+from ..errors import ToolchainError
+from ..sources.recipes import Target
 
 
 class GateError(ToolchainError):

@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from .errors import PatchError
+from ..errors import PatchError
 
 MAX_PATCH = 64 << 20
 SYMLINK_MODE = re.compile(rb"^(new file|deleted file|new|old) mode 120000\b", re.M)

@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from .errors import ToolchainError
+from ..errors import ToolchainError
 
 TAIL_LINES = 40
 

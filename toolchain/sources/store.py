@@ -18,10 +18,10 @@ from pathlib import Path
 
 from . import debian, patching, unpack
 from .download import file_lock, sha256_file
-from .errors import ToolchainError
+from ..errors import ToolchainError
 from .fetch import Fetcher
 from .recipes import Version
-from .settings import Settings
+from ..settings import Settings
 
 MARKER = ".musl-toolchain-source.json"
 TMP_MARKER = ".musl-toolchain-tmp"   # in a temporary folder of prepare(): ours to remove

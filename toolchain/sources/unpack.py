@@ -26,7 +26,7 @@ from collections import OrderedDict
 from pathlib import Path, PurePosixPath
 
 from .download import sha256_stream
-from .errors import UnpackError
+from ..errors import UnpackError
 
 MAX_MEMBERS = 1_000_000      # gcc has ~130k
 MAX_BYTES = 16 << 30         # unpacked; gcc is ~1 GiB

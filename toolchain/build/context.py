@@ -1,4 +1,4 @@
-"""What every stage works with: one target's build (paths, tools, flags, environments) and
+"""What every stage works with: one target's build (paths, tools, environments) and
 the runner of its commands. Stage modules import this; it imports no stage."""
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import machine
-from .recipes import Target, Version
+from ..sources.recipes import Target, Version
 from .runner import Status, run
-from .settings import Settings
-from .sources import tree_path
+from ..settings import Settings
+from ..sources.store import tree_path
 
 HOST_ENV = ("PATH", "HOME", "TMPDIR", "SOURCE_DATE_EPOCH", "TERM", "USER", "LOGNAME", "TZ")
 HOST_FLAGS = "-g0 -O2"   # the toolchain's own programs: no debug info (much faster to build)
@@ -91,6 +91,15 @@ class Build:
         (gcc records its configure command line in the driver)."""
         return os.path.relpath(src / "configure", cwd)
 
+    def make(self, *targets: str) -> list[str]:
+        """make with the jobs setting (which never changes what is built)."""
+        return ["make", f"-j{self.settings.jobs}", *targets]
+
+    def remove_libtool_archives(self, under: Path | None = None) -> None:
+        """.la files: build paths inside, and nothing needs them for static links."""
+        for la in (under or self.prefix).rglob("*.la"):
+            la.unlink()
+
     def tool(self, name: str) -> str:
         return str(self.prefix / "bin" / f"{self.triple}-{name}")
 
@@ -105,49 +114,19 @@ class Build:
                    CFLAGS=HOST_FLAGS, CXXFLAGS=HOST_FLAGS)
         return env
 
-    # -- configure flags (also recorded in the report) ------------------------------------
-
-    def binutils_flags(self) -> list[str]:
-        return [f"--target={self.triple}", "--prefix=", f"--with-sysroot=/{self.triple}",
-                "--disable-nls", "--disable-werror", "--disable-multilib", "--disable-gprofng",
-                "--disable-gdb", "--disable-gdbserver", "--disable-sim", "--disable-readline",
-                "--enable-deterministic-archives"]
-
-    def gcc_flags(self) -> list[str]:
-        langs = ",".join(self.settings.languages)
-        return [f"--target={self.triple}", "--prefix=", f"--with-sysroot=/{self.triple}",
-                "--with-native-system-header-dir=/include", f"--enable-languages={langs}",
-                "--disable-nls", "--disable-multilib", "--disable-bootstrap", "--disable-werror",
-                "--disable-libsanitizer", "--enable-tls", "--enable-initfini-array",
-                # PIE by default (as Alpine): `gcc -static-pie x.c` just works, and the static
-                # libraries built with it can go into static-pie programs (Rust's default)
-                "--enable-default-pie",
-                "--enable-libstdcxx-time=rt", "--disable-gnu-indirect-function",
-                "--with-pkgversion=musl-toolchain", *self.target.gcc_configure]
-
-    def gcc_make_vars(self) -> list[str]:
-        """Make variables (not configure options, which gcc records in the driver) for the real
-        sysroot while building: its headers for fixincludes, and --sysroot for the target
-        libraries, whose debug info gets the output folder mapped."""
-        # gcc's top Makefile passes no command-line variables down (MAKEOVERRIDES=), but
-        # TARGET-gcc is the goal list of its sub-make in gcc/, which takes assignments too
-        return [f"TARGET-gcc=all BUILD_SYSTEM_HEADER_DIR={self.sysroot / 'include'}",
-                f"SYSROOT_CFLAGS_FOR_TARGET=--sysroot={self.sysroot}",
-                f"DEBUG_PREFIX_CFLAGS_FOR_TARGET={self.prefix_map}"]
-
-    def musl_flags(self) -> list[str]:
-        return ["--prefix=", f"--target={self.triple}", "--syslibdir=/lib"]
-
     def steps(self, stage: str, status: Status, env: dict[str, str] | None = None) -> Steps:
         """The runner of a stage's commands, with the host environment unless told otherwise."""
         return Steps(self.log(stage), self.env() if env is None else env, status)
 
+    def target_vars(self) -> dict[str, str]:
+        """What building target programs with our cross compiler sets in the environment:
+        the target tools and flags, and pkg-config confined to the sysroot."""
+        return dict(CC=self.tool("gcc"), CXX=self.tool("g++"), AR=self.tool("ar"), RANLIB=self.tool("ranlib"),
+                    STRIP=self.tool("strip"), CFLAGS=self.target_cflags, CXXFLAGS=self.target_cflags,
+                    BUILD_CC="gcc", PKG_CONFIG_SYSROOT_DIR=str(self.sysroot),
+                    PKG_CONFIG_LIBDIR=str(self.sysroot / "lib" / "pkgconfig"))
+
     def target_env(self) -> dict[str, str]:
-        """The environment for building target libraries with our cross compiler (ncurses,
-        libedit): the host environment plus the target tools and flags."""
-        env = self.env()
-        env.update(CC=self.tool("gcc"), CXX=self.tool("g++"), AR=self.tool("ar"), RANLIB=self.tool("ranlib"),
-                   STRIP=self.tool("strip"), CFLAGS=self.target_cflags, CXXFLAGS=self.target_cflags,
-                   BUILD_CC="gcc", PKG_CONFIG_SYSROOT_DIR=str(self.sysroot),
-                   PKG_CONFIG_LIBDIR=str(self.sysroot / "lib" / "pkgconfig"))
-        return env
+        """The one environment for building target code (musl, ncurses, libedit): the host
+        environment plus `target_vars`."""
+        return {**self.env(), **self.target_vars()}

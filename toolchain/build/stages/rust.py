@@ -19,10 +19,13 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import gates, package
-from .context import Steps
-from .runner import Status, clean_dir
+from ...checks import gates
+from ..context import Build, Steps
+from ..runner import Status, clean_dir
+from ..stage import Stage
+from .envfile import LOCATE, LOCATE_END
 
+BUILD_STD = "std,panic_unwind"   # the crates -Zbuild-std builds when rustup has no std for the target
 HELLO = 'fn main() {\n    println!("hello, world!");\n}\n'
 UNWIND = r'''use std::panic;
 struct Noisy(&'static str);
@@ -159,14 +162,14 @@ class RustBuild:
         """The same as environment variables, for `. lib/rust/env-<rust target>.sh`."""
         var = "CARGO_TARGET_" + self.rt.upper().replace("-", "_")
         text = (f"# . this file, then: cargo build --target {self.rt}\n"
-                + package.LOCATE.format(triple=self.b.triple, up="../..") +
+                + LOCATE.format(triple=self.b.triple, up="../..") +
                 f"export {var}_LINKER=\"$_tc_prefix/bin/{self.b.triple}-gcc\"\n"
                 f"export {var}_RUSTFLAGS=\"{' '.join(self.rustflags('$_tc_prefix'))}\"\n")
         if self.rust.mode == "build-std":
             text += f"export RUSTC=\"{self.rust.rustc}\"   # the std here was built for {self.rust.version}\n"
         if self.b.target.elf_class == 32:
             text += "export RUST_LIBC_UNSTABLE_MUSL_V1_2_3=1   # 64-bit time_t\n"
-        return text + package.LOCATE_END
+        return text + LOCATE_END
 
 
 def probe(b) -> dict:
@@ -190,7 +193,7 @@ def build_std(rb: RustBuild, st: Status, log: Path) -> None:
     env["RUSTC_BOOTSTRAP"] = "1"   # -Zbuild-std on a stable rustc
     env["RUSTC"] = rb.rust.rustc
     Steps(log, env, st).run([rb.rust.cargo, "build", "--release", "--offline", "--target", rb.rt,
-                             "-Zbuild-std=std,panic_unwind"], cwd=proj, step="build std (offline)")
+                             f"-Zbuild-std={BUILD_STD}"], cwd=proj, step="build std (offline)")
     lib = rb.std_sysroot / "lib" / "rustlib" / rb.rt / "lib"
     shutil.rmtree(lib, ignore_errors=True)
     lib.mkdir(parents=True)
@@ -361,3 +364,19 @@ def _defines(obj: Path, suffix: str) -> bool:
 
 
 
+
+
+def config(b: Build) -> dict:
+    return {"rust": [b.target.rust_target, HELLO, UNWIND, UNWIND_OUTPUT, CARGO_TOML]}
+
+
+STAGES = (
+    Stage("rust_std", "the target's Rust std: rustup's, or built offline once from Debian's Rust source",
+          stage_rust_std, after=("gcc",), config=lambda b: {"rust_std": [b.target.rust_target, BUILD_STD]},
+          probe=probe, makes="`lib/rust/` in the prefix", quick_repro=True),
+    Stage("rust", "Rust hello and unwinding test linked by our gcc against our musl (std from rustup or "
+          "built offline from Debian's Rust source)", stage_rust, after=("rust_std",), config=config, probe=probe,
+          makes="cargo config and env file; a message, not a failure, without Rust"),
+    Stage("rust_obj", "the seed-004 way: rustc --emit=obj, linked by gcc -nodefaultlibs ... -lgcc_eh -lc",
+          stage_rust_obj, after=("rust",), config=config, probe=probe),
+)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from .errors import FetchError
+from ..errors import FetchError
 
 DEFAULT_SUITES = ("bookworm", "trixie", "forky", "sid")
 APT_SOURCES = (Path("/etc/apt/sources.list"), Path("/etc/apt/sources.list.d"))

@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from .errors import RecipeError
+from ..errors import RecipeError
 from .urls import url_problem
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]   # the checkout: toolchain/sources/recipes.py
 RECIPES_DIR = ROOT / "recipes"
 
 # The packages a toolchain is made of; each has recipes/<name>.yaml.

@@ -16,7 +16,7 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerNeedSection
 from elftools.elf.sections import NoteSection
 
-from .errors import ToolchainError
+from ..errors import ToolchainError
 
 DF_1_PIE = 0x08000000
 

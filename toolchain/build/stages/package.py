@@ -6,33 +6,24 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
 
-from .download import sha256_file
-from .gates import GateError
-from .sources import fetch_stamp, patch_hashes, write_json
+from ...checks.gates import GateError
+from ...sources.download import sha256_file
+from ...sources.store import fetch_stamp, patch_hashes, write_json
+from ..context import Build
+from ..report import write_report
+from ..runner import Status
+from ..stage import Stage
+from .envfile import LOCATE, LOCATE_END
 
 MANIFEST = "musl-toolchain.json"
 SUMS = "musl-toolchain.sha256"     # `sha256sum -c` format: every regular file of the toolchain
 ENV_FILE = "env.sh"
 
-# Sourced files find the toolchain from their own location (bash, zsh) or from
-# $MUSL_TOOLCHAIN_PREFIX (other shells): no build path is written into the toolchain.
-LOCATE = """\
-if [ -n "${{BASH_SOURCE:-}}" ]; then _tc_env="${{BASH_SOURCE}}"
-elif [ -n "${{ZSH_VERSION:-}}" ]; then eval '_tc_env="${{(%):-%x}}"'
-else _tc_env=""; fi
-if [ -n "$_tc_env" ]; then _tc_prefix="$(cd "$(dirname "$_tc_env")/{up}" && pwd)"
-else _tc_prefix="${{MUSL_TOOLCHAIN_PREFIX:-}}"; fi
-if [ ! -x "$_tc_prefix/bin/{triple}-gcc" ]; then
-  echo "cannot find the {triple} toolchain: source this from bash or zsh, or set MUSL_TOOLCHAIN_PREFIX" >&2
-else
-"""
-LOCATE_END = """fi
-unset _tc_env _tc_prefix
-"""
 ENV_TEMPLATE = ("""\
 # Use the {triple} toolchain in this shell:   . path/to/toolchain/env.sh
 """ + LOCATE + """\
@@ -52,7 +43,7 @@ def source_date_epoch() -> int:
         return 0
 
 
-def manifest(b, report: dict) -> dict:
+def manifest(b: Build, report: dict) -> dict:
     """Versions, every input's sha256 (sources, patches), and each stage's configure flags
     (from the build report)."""
     inputs = {}
@@ -160,7 +151,7 @@ def shipped_man_pages(prefix: Path, triple: str, source: Path) -> list[str]:
     return changed
 
 
-def package(b, report: dict) -> Path:
+def package(b: Build, report: dict) -> Path:
     for change in shipped_man_pages(b.prefix, b.triple, b.src("binutils")):
         print(f"[{b.target.name}] {change}")
     (b.prefix / ENV_FILE).write_text(ENV_TEMPLATE.format(triple=b.triple, up="."))
@@ -181,3 +172,27 @@ def package(b, report: dict) -> Path:
     write_json(dest.with_name(dest.name + ".manifest.json"), {**data, "tarball_sha256": sha256_file(dest),
                                                              "entries": entries})
     return dest
+
+
+def run(b: Build, st: Status) -> None:
+    """env file, manifest and the reproducible tarball of the prefix."""
+    st.step = "tarball"
+    dest = package(b, write_report(b))
+    check = subprocess.run(["bash", "-c", f'. "{b.prefix / ENV_FILE}" && command -v "$CC"'],
+                           capture_output=True, text=True)
+    if os.path.realpath(check.stdout.strip()) != os.path.realpath(b.tool("gcc")):
+        raise GateError(f"sourcing it gives CC at {check.stdout.strip()!r}, expected {b.tool('gcc')}",
+                        where=str(b.prefix / ENV_FILE))
+    with tarfile.open(dest) as tar:
+        names = tar.getnames()
+    if f"{names[0]}/bin/{b.triple}-gcc" not in names:
+        raise GateError(f"has no bin/{b.triple}-gcc", where=str(dest))
+    print(f"[{b.target.name}] tarball {dest} ({dest.stat().st_size >> 20} MiB, {len(names)} entries)")
+
+
+STAGES = (
+    Stage("package", "env file, manifest and tarball of the target's toolchain", run,
+          reads=("binutils",), after=("hello", "libedit", "rust_obj"),
+          config=lambda b: {"mtime": source_date_epoch()},
+          makes="`out/dist/`", quick_repro=True),
+)

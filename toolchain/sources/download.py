@@ -39,7 +39,7 @@ from tqdm import tqdm
 from urllib3.exceptions import InvalidHeader, MaxRetryError, NameResolutionError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from .errors import FetchError
+from ..errors import FetchError
 from .urls import url_problem
 
 CHUNK = 1 << 16

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .debian import Apt
 from .download import DownloadError, Limits, download, file_lock, retrying_session, verify
-from .errors import FetchError
+from ..errors import FetchError
 from .recipes import Location
 
 

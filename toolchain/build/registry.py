@@ -1,0 +1,24 @@
+"""The stage registry, in the proven order (musl-cross-make's): binutils -> gcc_core
+(all-gcc) -> libgcc_static (after musl's headers) -> musl -> gcc (the rest, with shared libgcc,
+C++) -> hello; then the target libraries, Rust, and the package.
+
+Adding a stage: a module under stages/ whose STAGES declare it, and one line here. dodo.py's
+task families, change tracking, the host-tool check, repro and the README's task table are
+all derived from this tuple."""
+from __future__ import annotations
+
+from .stage import Stage
+from .stages import binutils, gcc, hello, libedit, musl, ncurses, package, rust
+
+STAGES: tuple[Stage, ...] = (
+    *binutils.STAGES,
+    gcc.CORE,
+    *musl.STAGES,         # libgcc_static, musl
+    gcc.REST,             # the rest of the same gcc build tree
+    *hello.STAGES,
+    *ncurses.STAGES,
+    *libedit.STAGES,
+    *rust.STAGES,
+    *package.STAGES,
+)
+BY_NAME = {s.name: s for s in STAGES}

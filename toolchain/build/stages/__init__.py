@@ -1,0 +1,1 @@
+"""One module per component; each declares its stages (a `Stage` each) at its end."""

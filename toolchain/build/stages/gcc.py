@@ -1,0 +1,107 @@
+"""gcc, in one build tree staged as musl-cross-make does: the compiler (all-gcc) here, a static
+libgcc in musl's module (it needs musl's headers), then after musl the rest with the target
+libraries, here again."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from ...checks import gates
+from ..context import Build
+from ..runner import Status, clean_dir
+from ..stage import Stage
+
+FLAGS = ["--with-native-system-header-dir=/include",
+         "--disable-nls", "--disable-multilib", "--disable-bootstrap", "--disable-werror",
+         "--disable-libsanitizer", "--enable-tls", "--enable-initfini-array",
+         # PIE by default (as Alpine): `gcc -static-pie x.c` just works, and the static
+         # libraries built with it can go into static-pie programs (Rust's default)
+         "--enable-default-pie",
+         "--enable-libstdcxx-time=rt", "--disable-gnu-indirect-function",
+         "--with-pkgversion=musl-toolchain"]
+
+
+def configure_flags(b: Build) -> list[str]:
+    langs = ",".join(b.settings.languages)
+    return [f"--target={b.triple}", "--prefix=", f"--with-sysroot=/{b.triple}", FLAGS[0],
+            f"--enable-languages={langs}", *FLAGS[1:], *b.target.gcc_configure]
+
+
+def make_vars(b: Build) -> list[str]:
+    """Make variables (not configure options, which gcc records in the driver) for the real
+    sysroot while building: its headers for fixincludes, and --sysroot for the target
+    libraries, whose debug info gets the output folder mapped."""
+    # gcc's top Makefile passes no command-line variables down (MAKEOVERRIDES=), but
+    # TARGET-gcc is the goal list of its sub-make in gcc/, which takes assignments too
+    return [f"TARGET-gcc=all BUILD_SYSTEM_HEADER_DIR={b.sysroot / 'include'}",
+            f"SYSROOT_CFLAGS_FOR_TARGET=--sysroot={b.sysroot}",
+            f"DEBUG_PREFIX_CFLAGS_FOR_TARGET={b.prefix_map}"]
+
+
+def obj_dir(b: Build) -> Path:
+    return b.work / "obj-gcc"
+
+
+def shadow_source(b: Build) -> Path:
+    """gcc's source with gmp/mpfr/mpc beside it (built in-tree), as a folder of symlinks, so
+    the shared, verified source tree is never modified and targets can build at once."""
+    shadow = clean_dir(b.work / "src-gcc")
+    gcc = b.src("gcc")
+    for entry in gcc.iterdir():
+        (shadow / entry.name).symlink_to(entry)
+    for lib in ("gmp", "mpfr", "mpc"):
+        (shadow / lib).symlink_to(b.src(lib))
+    return shadow
+
+
+def run_core(b: Build, st: Status) -> None:
+    sh = b.steps("gcc_core", st)
+    shadow = shadow_source(b)
+    obj = clean_dir(obj_dir(b))
+    (b.sysroot / "include").mkdir(parents=True, exist_ok=True)
+    b.link_usr()
+    sh.run([b.configure(shadow, obj), *configure_flags(b)], cwd=obj, step="configure")
+    sh.run(b.make(*make_vars(b), "all-gcc"), cwd=obj, step="make all-gcc")
+    sh.run(["make", *make_vars(b), f"DESTDIR={b.prefix}", "install-gcc"], cwd=obj, step="install-gcc")
+    machine = subprocess.run([b.tool("gcc"), "-dumpmachine"], capture_output=True, text=True).stdout.strip()
+    if machine != b.triple:
+        raise gates.GateError(f"-dumpmachine says {machine!r}, expected {b.triple}", where=b.tool("gcc"))
+    test = clean_dir(b.work / "gate-gcc-core")
+    (test / "t.c").write_text("int answer(void) { return 42; }\n")
+    sh.run([b.tool("gcc"), "-c", "t.c", "-o", "t.o"], cwd=test, step="gate")
+    gates.target_object(test / "t.o", b.target)
+
+
+def run_rest(b: Build, st: Status) -> None:
+    """The rest of gcc (libgcc with libgcc_eh and libgcc_s, libstdc++, ...), from clean target
+    library folders now that musl exists; then the static libgcc archives into the sysroot."""
+    sh = b.steps("gcc", st)
+    obj = obj_dir(b)
+    shutil.rmtree(obj / b.triple, ignore_errors=True)
+    # all-host all-target and install-host install-target are what `all` and `install` run, but
+    # through a recursive make that would drop our make variables (MAKEOVERRIDES=)
+    sh.run(b.make(*make_vars(b), "all-host", "all-target"), cwd=obj, step="make (target libraries)")
+    sh.run(["make", *make_vars(b), f"DESTDIR={b.prefix}", "installdirs", "install-host", "install-target"],
+           cwd=obj, step="install")
+    b.remove_libtool_archives()
+    libgcc = Path(sh.run([b.tool("gcc"), "-print-libgcc-file-name"], cwd=obj, capture=True).strip())
+    for name in ("libgcc.a", "libgcc_eh.a"):
+        src = libgcc.parent / name
+        gates.target_archive(src, b.target)
+        shutil.copy2(src, b.sysroot / "lib" / name)
+        gates.target_archive(b.sysroot / "lib" / name, b.target)
+
+
+def config(b: Build) -> dict:
+    """The same values for the stages of the one build tree."""
+    return {"configure": configure_flags(b), "make": make_vars(b)}
+
+
+CORE = Stage("gcc_core", "gcc's compiler proper (make all-gcc), gmp/mpfr/mpc built in-tree", run_core,
+             reads=("gcc", "gmp", "mpfr", "mpc"), after=("binutils",), config=config,
+             makes="the compiler driver and cc1")
+REST = Stage("gcc", "the rest of gcc: libgcc (with libgcc_eh), libstdc++; static libgcc into the sysroot",
+             run_rest, after=("musl",), config=config,
+             makes="C and C++ compilers; the static libgcc archives in the sysroot's lib")
+STAGES = (CORE, REST)   # musl's stages come between the two

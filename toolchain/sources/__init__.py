@@ -1,0 +1,1 @@
+"""Sources: the recipes, and getting their bytes verified into unpacked, patched trees."""
