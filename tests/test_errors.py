@@ -144,12 +144,12 @@ def test_parse_tells_doit_commands_options_and_settings_from_task_names():
         assert p([command]).command == command
 
 
-@pytest.mark.parametrize("task", ["toolchain:riscv64", "binutils:riscv64", "gcc_core:riscv64",
-                                  "sources:riscv64", "package:riscv64", "rust_obj:riscv64"])
+@pytest.mark.parametrize("task", ["toolchain:sparc64", "binutils:sparc64", "gcc_core:sparc64",
+                                  "sources:sparc64", "package:sparc64", "rust_obj:sparc64"])
 def test_unknown_target_is_one_line_before_any_work(tmp_path, task):
     r = doit("-n", "2", "-P", "thread", task, f"out={tmp_path}/out", f"distfiles={tmp_path}/d")
     assert r.returncode != 0
-    assert r.stderr == f"error: unknown target 'riscv64' in {task}; {TARGETS}\n"
+    assert r.stderr == f"error: unknown target 'sparc64' in {task}; {TARGETS}\n"
     assert not (tmp_path / "out" / "build").exists()
 
 
@@ -165,8 +165,8 @@ def test_unknown_version_in_a_fetch_task_says_how_to_select_it(tmp_path):
 
 
 def test_unknown_target_given_to_other_doit_commands(tmp_path):
-    r = doit("info", "toolchain:riscv64", f"out={tmp_path}/out")
-    assert r.returncode != 0 and r.stderr == f"error: unknown target 'riscv64' in toolchain:riscv64; {TARGETS}\n"
+    r = doit("info", "toolchain:sparc64", f"out={tmp_path}/out")
+    assert r.returncode != 0 and r.stderr == f"error: unknown target 'sparc64' in toolchain:sparc64; {TARGETS}\n"
     r = doit("info", f"toolchain:{TARGET.name}", f"out={tmp_path}/out")
     assert r.stderr == "" and f"{TARGET.triple} toolchain" in r.stdout   # (status 1: not up to date)
     r = doit("list", "--all", "toolchain", f"out={tmp_path}/out")
@@ -174,11 +174,11 @@ def test_unknown_target_given_to_other_doit_commands(tmp_path):
 
 
 def test_repro_with_an_unknown_target_stops_before_work(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "toolchain", "repro", "riscv64", "--dir", str(tmp_path / "r"),
+    r = subprocess.run([sys.executable, "-m", "toolchain", "repro", "sparc64", "--dir", str(tmp_path / "r"),
                         "--distfiles", str(tmp_path / "d")], cwd=REPO, capture_output=True, text=True,
                        timeout=60, stdin=subprocess.DEVNULL)
     assert r.returncode == 2
-    assert r.stderr == f"error: unknown target 'riscv64' in repro riscv64; {TARGETS}\n"
+    assert r.stderr == f"error: unknown target 'sparc64' in repro sparc64; {TARGETS}\n"
     assert not (tmp_path / "r").exists()
 
 

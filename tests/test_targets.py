@@ -27,6 +27,33 @@ def test_every_target_row_has_what_the_stages_and_gates_need():
         assert t.triple.count("-") >= 2 and t.elf_machine.startswith("EM_") and t.elf_class in (32, 64)
         assert t.qemu and t.kernel_arch and t.endian in ("little", "big")
         assert not t.float_abi or t.elf_machine in elf.E_FLAGS   # a fact the ELF can show
+        assert not t.elf_abi or "elf_abi" in elf.E_FLAGS.get(t.elf_machine, {})
+        assert t.long_double in (8, 12, 16)                     # the hello stage checks it
+
+
+def test_a_qemu_cpu_is_passed_to_qemu():
+    other = replace(TARGETS["armv6"], elf_machine="EM_S390")   # never this machine's own kind
+    assert machine.runner(other) == ["qemu-arm-static", "-cpu", "arm1176"]
+
+
+@pytest.mark.skipif(machine.build_machine() != ("EM_X86_64", 64, "little"), reason="needs an x86_64 host gcc")
+def test_the_abi_checks_compile_for_the_right_row_and_fail_for_a_wrong_one(tmp_path):
+    from toolchain.build.stages.hello import abi_source
+    good = TARGETS["x86_64"]
+    for target, ok in ((good, True), (replace(good, long_double=8), False), (replace(good, endian="big"), False),
+                       (replace(good, elf_class=32), False)):
+        (tmp_path / "abi.c").write_text(abi_source(target))
+        r = subprocess.run(["gcc", "-c", "abi.c", "-o", "abi.o"], cwd=tmp_path, capture_output=True, text=True)
+        assert (r.returncode == 0) == ok, (target, r.stderr)
+
+
+def test_the_ppc64_elf_abi_is_read_from_e_flags_and_checked():
+    ppc = replace(TARGETS["ppc64le"], elf_abi=2)
+    prog = elf.Facts("prog", 64, "EM_PPC64", "ET_EXEC", endian="little", elf_abi=2)
+    gates._machine_and_class(prog, ppc)
+    with pytest.raises(gates.GateError, match="ELF ABI version is 1, expected 2"):
+        gates._machine_and_class(replace(prog, elf_abi=1), ppc)
+    assert elf.E_FLAGS["EM_PPC64"]["elf_abi"](0x2) == 2
 
 
 def test_programs_run_natively_only_on_their_own_kind_of_machine():
@@ -87,7 +114,7 @@ def recipes_with(tmp_path, row: str) -> Path:
     return rdir
 
 
-ROW = """  riscv64:
+ROW = """  rvtest:    # a row of its own (riscv64 is a real target)
     triple: riscv64-linux-musl
     qemu: riscv64
     kernel_arch: riscv
@@ -98,7 +125,7 @@ ROW = """  riscv64:
 
 
 def test_a_target_without_rust_is_one_row_and_says_so_once(tmp_path, capsys):
-    t = recipes.load(recipes_with(tmp_path, ROW)).targets["riscv64"]
+    t = recipes.load(recipes_with(tmp_path, ROW)).targets["rvtest"]
     assert t.rust_target == "" and rust.probe(type("B", (), {"target": t})()) == {"none": True}
     b = type("B", (), {"target": t, "triple": t.triple})()
     assert [rust._rust_build(b, s) for s in ("rust_std", "rust", "rust_obj")] == [None, None, None]
@@ -109,8 +136,8 @@ def test_a_target_without_rust_is_one_row_and_says_so_once(tmp_path, capsys):
 def test_minimum_versions_stop_before_any_work(tmp_path):
     rdir = recipes_with(tmp_path, ROW + '    minimum: {musl: "9.9"}\n')
     r = recipes.load(rdir)
-    with pytest.raises(ToolchainError, match=r"target riscv64 needs newer versions than selected: musl 1\.2\.\d+ < 9\.9"):
-        cmdline.check_names(Request("run", ("toolchain:riscv64",)), r, r.select())
+    with pytest.raises(ToolchainError, match=r"target rvtest needs newer versions than selected: musl 1\.2\.\d+ < 9\.9"):
+        cmdline.check_names(Request("run", ("toolchain:rvtest",)), r, r.select())
     cmdline.check_names(Request("run", ("toolchain:aarch64",)), r, r.select())   # other targets are fine
 
 

@@ -282,3 +282,24 @@ def test_the_bytes_extracted_are_the_bytes_verified(tmp):
     assert not (tmp / "out").exists()
     extract(tmp / "good.tar.gz", tmp / "out", sha256=hashlib.sha256((tmp / "good.tar.gz").read_bytes()).hexdigest())
     assert (tmp / "out" / "x").read_bytes() == b"1"
+
+
+def test_only_writes_the_paths_asked_for_and_their_folders(tmp):
+    (tmp / "k.tar.xz").write_bytes(make_tar({
+        "Makefile": b"all:\n", "include/uapi/linux/a.h": b"a\n", "arch/x86/include/uapi/asm/b.h": b"b\n",
+        "arch/x86/kernel/big.c": b"c\n", "drivers/huge.c": b"d\n", "arch/x86/Makefile": b"x\n",
+        "arch/x86/boot/Makefile": b"y\n"}, mode="w:xz"))
+    extract(tmp / "k.tar.xz", tmp / "out", only=("Makefile", "include/uapi", "arch/*/include/uapi", "arch/*/Makefile"))
+    found = sorted(str(p.relative_to(tmp / "out")) for p in (tmp / "out").rglob("*") if p.is_file())
+    assert found == ["Makefile", "arch/x86/Makefile", "arch/x86/include/uapi/asm/b.h", "include/uapi/linux/a.h"]
+
+
+def test_only_never_writes_through_a_link_it_skipped(tmp):
+    """A kept member under a skipped symlink lands in a real folder inside the tree."""
+    outside = tmp / "outside"
+    outside.mkdir()
+    path = crafted(tmp, info("pkg/inc", tarfile.SYMTYPE, "../../outside"), info("pkg/inc/x.h"),
+                   data={"pkg/inc/x.h": b"x\n"})
+    extract(path, tmp / "out", only=("inc/x.h",))
+    assert (tmp / "out" / "inc" / "x.h").read_text() == "x\n" and not (tmp / "out" / "inc").is_symlink()
+    assert list(outside.iterdir()) == []

@@ -25,4 +25,6 @@ def runs_natively(target: Target) -> bool:
 
 def runner(target: Target) -> list[str]:
     """The command prefix that runs one of the target's programs here."""
-    return [] if runs_natively(target) else [f"qemu-{target.qemu}-static"]
+    if runs_natively(target):
+        return []
+    return [f"qemu-{target.qemu}-static", *(["-cpu", target.qemu_cpu] if target.qemu_cpu else [])]

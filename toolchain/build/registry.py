@@ -1,6 +1,7 @@
-"""The stage registry, in the proven order (musl-cross-make's): binutils -> gcc_core
-(all-gcc) -> libgcc_static (after musl's headers) -> musl -> gcc (the rest, with shared libgcc,
-C++) -> hello; then the target libraries, Rust, and the package.
+"""The stage registry, in the proven order (musl-cross-make's): Linux's headers and binutils ->
+gcc_core (all-gcc) -> libgcc_static (after musl's headers) -> musl -> gcc (the rest, with
+shared libgcc, C++) -> hello and the headers' gate; then the target libraries, Rust, and the
+package.
 
 Adding a stage: a module under stages/ whose STAGES declare it, and one line here. dodo.py's
 task families, change tracking, the host-tool check, repro and the README's task table are
@@ -8,14 +9,16 @@ all derived from this tuple."""
 from __future__ import annotations
 
 from .stage import Stage
-from .stages import binutils, gcc, hello, libedit, musl, ncurses, package, rust
+from .stages import binutils, gcc, hello, libedit, linux_headers, musl, ncurses, package, rust
 
 STAGES: tuple[Stage, ...] = (
+    linux_headers.INSTALL,
     *binutils.STAGES,
     gcc.CORE,
     *musl.STAGES,         # libgcc_static, musl
     gcc.REST,             # the rest of the same gcc build tree
     *hello.STAGES,
+    linux_headers.GATE,
     *ncurses.STAGES,
     *libedit.STAGES,
     *rust.STAGES,

@@ -27,6 +27,7 @@ E_FLAGS = {
                "float_abi": lambda fl: "hard" if fl & 0x400 else "soft" if fl & 0x200 else ""},
     "EM_RISCV": {"float_abi": lambda fl: ("soft", "single", "double", "quad")[(fl >> 1) & 3]},
     "EM_LOONGARCH": {"float_abi": lambda fl: {1: "soft", 2: "single", 3: "double"}.get(fl & 7, "")},
+    "EM_PPC64": {"elf_abi": lambda fl: fl & 3},
 }
 
 
@@ -47,6 +48,7 @@ class Facts:
     endian: str = "little"
     float_abi: str = ""          # from e_flags (ARM, RISC-V, LoongArch); "" where not said
     eabi: int = 0                # ARM EABI version from e_flags
+    elf_abi: int = 0             # PowerPC64 ABI version from e_flags (1: ELFv1, 2: ELFv2)
     glibc_max: str = ""          # highest GLIBC_x.y symbol version needed
     min_kernel: str = ""         # from the GNU ABI note (glibc binaries), e.g. "3.2.0"
     pie_flag: bool = False

@@ -28,6 +28,8 @@ def _machine_and_class(f: elf.Facts, target: Target) -> None:
                         where=f.name, fix="gcc must default to the target's float ABI (gcc_configure)")
     if target.eabi and f.eabi != target.eabi:
         raise GateError(f"ARM EABI version is {f.eabi}, expected {target.eabi}", where=f.name)
+    if target.elf_abi and f.e_type != "ET_REL" and f.elf_abi != target.elf_abi:
+        raise GateError(f"ELF ABI version is {f.elf_abi}, expected {target.elf_abi}", where=f.name)
 
 
 def target_object(path: Path, target: Target) -> elf.Facts:

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]   # the checkout: toolchain/sources/r
 RECIPES_DIR = ROOT / "recipes"
 
 # The packages a toolchain is made of; each has recipes/<name>.yaml.
-PACKAGES = ("binutils", "gcc", "gmp", "mpfr", "mpc", "musl", "ncurses", "libedit")
+PACKAGES = ("linux", "binutils", "gcc", "gmp", "mpfr", "mpc", "musl", "ncurses", "libedit")
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 PATCH_NAME_RE = re.compile(r"^\d{4}-[A-Za-z0-9._+-]+\.patch$")
@@ -215,6 +215,7 @@ class Version:
     patches: tuple[Patch, ...]
     recipe: Path
     where: str = ""
+    extract: tuple[str, ...] = ()   # only these paths (globs below the top folder); () = everything
 
     @property
     def key(self) -> str:
@@ -259,6 +260,9 @@ class Target:
     eabi: int = 0        # ARM EABI version in e_flags; 0: not checked
     kernel_arch: str = ""    # Linux's ARCH= for this target
     minimum: tuple[tuple[str, str], ...] = ()   # (package, oldest version that supports it)
+    elf_abi: int = 0     # ABI version in e_flags (PowerPC64: 2 = ELFv2); 0: not checked
+    qemu_cpu: str = ""   # qemu-user's -cpu, to catch instructions the target's CPU lacks
+    long_double: int = 0     # sizeof(long double), which musl's ABI fixes per architecture
 
     def too_old(self, versions: dict[str, Version]) -> list[str]:
         """The selected versions older than this target needs, as `package version < minimum`."""
@@ -507,7 +511,12 @@ def load_package(path: Path, patches_dir: Path | None = None) -> Package:
     c = _Checker(path)
     doc = _read_yaml(path)
     c.fields(doc, "recipe", {"package": str, "homepage": str, "default": str, "versions": dict},
-             {"patches": list})
+             {"patches": list, "extract": list})
+    extract = tuple(doc.get("extract") or ())
+    for pattern in extract:
+        if not isinstance(pattern, str) or not pattern or pattern.startswith("/") or ".." in pattern.split("/"):
+            raise RecipeError(f"extract entry {pattern!r} is not a relative path or glob", where=c.where(doc, "extract"),
+                              fix="write paths below the source's top folder, e.g. include/uapi or arch/*/include/uapi")
     name = doc["package"]
     if name != path.stem:
         raise RecipeError(f"package {name!r} in a file named {path.name}", where=c.where(doc, "package"),
@@ -536,7 +545,7 @@ def load_package(path: Path, patches_dir: Path | None = None) -> Package:
                                   f"and in the package-level patches ({twin.where})", where=p.where,
                                   fix=f"drop one of them, or leave {ver} out of the package-level entry's `versions:`")
         patches = tuple(sorted(own + tuple(shared[ver]), key=lambda p: p.file))
-        versions[ver] = Version(name, ver, locs, patches, path, where=c.where(doc["versions"], ver))
+        versions[ver] = Version(name, ver, locs, patches, path, where=c.where(doc["versions"], ver), extract=extract)
     _check_shared_listed(c, doc, patches_dir / name, {p.file for ps in shared.values() for p in ps})
     patch_root = patches_dir / name
     if patch_root.is_dir():
@@ -562,7 +571,7 @@ def load_targets(path: Path) -> dict[str, Target]:
         c.fields(body, f"target {name}",
                  {"triple": str, "elf_class": int, "elf_machine": str, "qemu": str, "kernel_arch": str},
                  {"gcc_configure": list, "rust_target": str, "float_abi": str, "endian": str, "eabi": int,
-                  "minimum": dict})
+                  "minimum": dict, "elf_abi": int, "qemu_cpu": str, "long_double": int})
         if body["elf_class"] not in (32, 64):
             raise RecipeError(f"elf_class {body['elf_class']} is not 32 or 64",
                               where=c.where(body, "elf_class"), fix="write 32 or 64")
@@ -575,6 +584,12 @@ def load_targets(path: Path) -> dict[str, Target]:
         if body.get("endian", "little") not in ("little", "big"):
             raise RecipeError(f"endian {body['endian']!r} is not little or big", where=c.where(body, "endian"),
                               fix="write little or big")
+        if not re.fullmatch(r"[a-z0-9_-]*", body.get("qemu_cpu", "")):
+            raise RecipeError(f"qemu_cpu {body['qemu_cpu']!r} is not a qemu cpu name", where=c.where(body, "qemu_cpu"),
+                              fix="write a name from qemu-<qemu>-static -cpu help, e.g. arm1176")
+        if body.get("long_double", 8) not in (8, 12, 16):
+            raise RecipeError(f"long_double {body['long_double']} is not 8, 12 or 16",
+                              where=c.where(body, "long_double"), fix="write sizeof(long double) in bytes")
         if not re.fullmatch(r"[a-z0-9_]+", body["qemu"]):
             raise RecipeError(f"qemu {body['qemu']!r} is not a qemu machine name", where=c.where(body, "qemu"),
                               fix="write the part of qemu-<name>-static, e.g. aarch64 or arm")
@@ -593,7 +608,9 @@ def load_targets(path: Path) -> dict[str, Target]:
                                body["qemu"], body["elf_class"], body["elf_machine"],
                                body.get("float_abi") or "", where=c.where(body),
                                endian=body.get("endian", "little"), eabi=body.get("eabi") or 0,
-                               kernel_arch=body["kernel_arch"], minimum=tuple(minimum.items()))
+                               kernel_arch=body["kernel_arch"], minimum=tuple(minimum.items()),
+                               elf_abi=body.get("elf_abi") or 0, qemu_cpu=body.get("qemu_cpu") or "",
+                               long_double=body.get("long_double") or 0)
     return targets
 
 

@@ -139,6 +139,7 @@ def prepare(settings: Settings, version: Version) -> Path:
         "source_sha256": record["source"]["sha256"],
         "variant": variant,
         "patches": patch_hashes(version, record),
+        **({"extract": list(version.extract)} if version.extract else {}),
     }
     dest = tree_path(settings, version)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -153,7 +154,8 @@ def prepare(settings: Settings, version: Version) -> Path:
         try:
             tree = tmp / "tree"
             print(f"  {version.key}: unpacking {Path(record['source']['path']).name}", flush=True)
-            unpack.extract(Path(record["source"]["path"]), tree, sha256=record["source"]["sha256"])
+            unpack.extract(Path(record["source"]["path"]), tree, sha256=record["source"]["sha256"],
+                           only=version.extract)
             for p in patches:
                 path = Path(record["patches"][p.file]["path"]) if p.remote else p.path
                 label = f"{p.file} ({path})" if p.remote else str(path)

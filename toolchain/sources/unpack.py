@@ -19,6 +19,7 @@ on failure.
 """
 from __future__ import annotations
 
+import fnmatch
 import os
 import shutil
 import tarfile
@@ -35,9 +36,11 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _UNSAFE = "this archive is unsafe; get it from another location"
 
 
-def extract(archive: Path, dest: Path, sha256: str = "") -> None:
+def extract(archive: Path, dest: Path, sha256: str = "", only: tuple[str, ...] = ()) -> None:
     """Extract `archive` into `dest`, which must not exist; nothing is left on failure.
-    With `sha256`, the bytes extracted are the bytes that hash was checked on (one open file)."""
+    With `sha256`, the bytes extracted are the bytes that hash was checked on (one open file).
+    With `only` (globs of paths below the top folder), members outside them are not written:
+    every member is still read and checked, and what is written is safe on its own."""
     archive, dest = Path(archive), Path(dest)
     if dest.exists() or dest.is_symlink():
         raise UnpackError(f"{dest} already exists", fix="remove it first")
@@ -50,7 +53,7 @@ def extract(archive: Path, dest: Path, sha256: str = "") -> None:
             check_unchanged(f, str(archive), sha256)
         dest.mkdir(parents=True)
         try:
-            _Extractor(dest, archive.name).run(f)
+            _Extractor(dest, archive.name, tuple(tuple(g.split("/")) for g in only)).run(f)
         except UnpackError:
             shutil.rmtree(dest, ignore_errors=True)
             raise
@@ -75,9 +78,10 @@ def check_unchanged(f, where: str, expected: str) -> None:
 class _Extractor:
     """One extraction: the members seen so far, and descriptors of the folders written to."""
 
-    def __init__(self, dest: Path, archive: str):
+    def __init__(self, dest: Path, archive: str, only: tuple[tuple[str, ...], ...] = ()):
         self.dest = dest
         self.archive = archive
+        self.only = only
         self.top = ""
         self.kinds: dict[str, str] = {}            # stripped path -> "dir", "file" or "symlink"
         self.links: dict[str, str] = {}            # symlink path -> its target
@@ -115,6 +119,8 @@ class _Extractor:
         if parts is None:
             return
         path = "/".join(parts)
+        if self.only and not self._wanted(parts):
+            return   # not written: links through it or to it are then ordinary folders or dangling
         if path in self.kinds and not (member.isdir() and self.kinds[path] == "dir"):
             self._refuse(member, "a second member with this path (it could re-point a link or "
                                  "replace a file the earlier members relied on)")
@@ -137,6 +143,12 @@ class _Extractor:
         else:  # hard link (_parts refused every other type)
             self._hardlink(member, parent, name)
             self.kinds[path] = "file"
+
+    def _wanted(self, parts: list[str]) -> bool:
+        """The path, or a folder it is in, matches one of the `only` globs (component by
+        component: `arch/*/Makefile` is arch/x86/Makefile, not arch/x86/boot/Makefile)."""
+        return any(len(parts) >= len(glob) and all(fnmatch.fnmatchcase(part, g) for part, g in zip(parts, glob))
+                   for glob in self.only)
 
     def _parts(self, member: tarfile.TarInfo) -> list[str] | None:
         """The member's path below the top folder, as components; None for the top folder."""

@@ -99,7 +99,7 @@ def config(b: Build) -> dict:
 
 
 CORE = Stage("gcc_core", "gcc's compiler proper (make all-gcc), gmp/mpfr/mpc built in-tree", run_core,
-             reads=("gcc", "gmp", "mpfr", "mpc"), after=("binutils",), config=config,
+             reads=("gcc", "gmp", "mpfr", "mpc"), after=("binutils", "linux_headers"), config=config,
              makes="the compiler driver and cc1")
 REST = Stage("gcc", "the rest of gcc: libgcc (with libgcc_eh), libstdc++; static libgcc into the sysroot",
              run_rest, after=("musl",), config=config,

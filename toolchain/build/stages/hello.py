@@ -4,6 +4,7 @@ from __future__ import annotations
 from ...checks import gates
 from ..context import Build
 from ..runner import Status, clean_dir
+from ...sources.recipes import Target
 from ..stage import Stage
 
 HELLO_C = '#include <stdio.h>\nint main(void) { puts("hello from C"); return 0; }\n'
@@ -25,6 +26,17 @@ int main() {
 KINDS = ("static", "static-pie")
 
 
+def abi_source(target: Target) -> str:
+    """Compile-time checks that the compiler's ABI is the row's: pointer size, byte order, and
+    the size of long double musl's headers were written for."""
+    order = "__ORDER_BIG_ENDIAN__" if target.endian == "big" else "__ORDER_LITTLE_ENDIAN__"
+    checks = [f"_Static_assert(sizeof(void *) * 8 == {target.elf_class}, \"pointer size\");",
+              f"_Static_assert(__BYTE_ORDER__ == {order}, \"byte order\");"]
+    if target.long_double:
+        checks.append(f"_Static_assert(sizeof(long double) == {target.long_double}, \"long double\");")
+    return "\n".join(checks) + "\n"
+
+
 def programs(b: Build) -> list[tuple[str, str, str]]:
     """(compiler, source, what it prints) for the languages built."""
     found = [("gcc", "hello.c", "hello from C\n")]
@@ -38,6 +50,8 @@ def run(b: Build, st: Status) -> None:
     test = clean_dir(b.work / "hello")
     (test / "hello.c").write_text(HELLO_C)
     (test / "hello.cc").write_text(HELLO_CXX)
+    (test / "abi.c").write_text(abi_source(b.target))
+    sh.run([b.tool("gcc"), "-c", "abi.c", "-o", "abi.o"], cwd=test, step="ABI facts")
     for compiler, source, greeting in programs(b):
         for kind in KINDS:
             exe = test / f"{source.replace('.', '-')}-{kind}"
@@ -50,5 +64,6 @@ def run(b: Build, st: Status) -> None:
 STAGES = (
     Stage("hello", "C and C++ hello-worlds, -static and -static-pie: static ELF gates, run under qemu",
           run, after=("gcc",),
-          config=lambda b: {"programs": [HELLO_C, HELLO_CXX, programs(b), KINDS], "runner": b.runner}),
+          config=lambda b: {"programs": [HELLO_C, HELLO_CXX, abi_source(b.target), programs(b), KINDS],
+                            "runner": b.runner}),
 )

@@ -192,7 +192,7 @@ def run(b: Build, st: Status) -> None:
 
 STAGES = (
     Stage("package", "env file, manifest and tarball of the target's toolchain", run,
-          reads=("binutils",), after=("hello", "libedit", "rust_obj"),
+          reads=("binutils",), after=("hello", "linux_headers_gate", "libedit", "rust_obj"),
           config=lambda b: {"mtime": source_date_epoch()},
           makes="`out/dist/`", quick_repro=True),
 )
