@@ -3,6 +3,7 @@ report, the tarball, the env file, rustc link-line and link-map checks."""
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -250,3 +251,36 @@ def test_interrupted_repro_stops_its_builds():
     with pytest.raises(KeyboardInterrupt, match="Ctrl-C in the first wait"):  # the same one, passed on
         repro._wait([Interrupted(procs[0]), procs[1]])
     assert procs[0].poll() is not None and procs[1].poll() is not None   # both stopped and reaped
+
+
+def test_linux_headers_copies_only_the_h_files_make_headers_wrote(tmp_path):
+    """A stand-in kernel tree whose `make headers` writes into O= what the real one does (the
+    headers, and make's hidden records); the source tree stays untouched."""
+    from toolchain import settings
+    from toolchain.build.runner import Status
+    from toolchain.build.stages import linux_headers
+    from toolchain.sources import recipes
+    r = recipes.load()
+    s = settings.load({"out": str(tmp_path / "out"), "jobs": "1"}, env={})
+    versions = r.select({})
+    b = context.Build(s, r.targets["riscv64"], versions)
+    src = b.src("linux")
+    src.mkdir(parents=True)
+    (src / "Makefile").write_text(
+        "headers:\n"
+        "\ttest \"$(ARCH)\" = riscv\n"
+        "\tfor h in linux/types.h linux/version.h asm/unistd.h asm-generic/ioctl.h; do \\\n"
+        "\t  mkdir -p $(O)/usr/include/$$(dirname $$h) && echo '/* '$$h' */' > $(O)/usr/include/$$h; done\n"
+        "\ttouch $(O)/usr/include/linux/.types.h.cmd $(O)/usr/include/linux/Makefile\n")
+    with Status("test") as st:
+        linux_headers.run(b, st)
+    include = b.sysroot / "include"
+    found = sorted(str(p.relative_to(include)) for p in include.rglob("*") if p.is_file())
+    assert found == ["asm-generic/ioctl.h", "asm/unistd.h", "linux/types.h", "linux/version.h"]
+    assert (include / "asm" / "unistd.h").read_text() == "/* asm/unistd.h */\n"
+    assert sorted(p.name for p in src.iterdir()) == ["Makefile"]
+    # a make that leaves out a header every program needs fails the stage
+    (src / "Makefile").write_text("headers:\n\tmkdir -p $(O)/usr/include/linux\n")
+    shutil.rmtree(include)
+    with pytest.raises(gates.GateError, match="linux/types.h was not installed"), Status("test") as st:
+        linux_headers.run(b, st)

@@ -400,3 +400,14 @@ def test_versions_belongs_to_a_package_level_patch(tmp_path):
     path = demo(tmp_path, own={"1.2.6": [entry("0001-own.patch", versions="1.2:")]})
     err = demo_error(path, "patch 0001-own.patch under version 1.2.6 has 'versions'")
     assert "package-level `patches:`" in err.fix
+
+
+def test_an_extract_entry_outside_the_tree_is_a_file_line_error(tmp_path):
+    rdir = tmp_path / "recipes"
+    shutil.copytree(REPO / "recipes", rdir)
+    shutil.copytree(REPO / "patches", tmp_path / "patches")
+    text = (rdir / "linux.yaml").read_text().replace("  - include/uapi\n", "  - ../etc\n")
+    (rdir / "linux.yaml").write_text(text)
+    with pytest.raises(RecipeError, match=r"extract entry '\.\./etc' is not a relative path or glob") as e:
+        recipes.load(rdir)
+    assert "linux.yaml:" in str(e.value)
