@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Callable
 
 from .context import Build
@@ -14,8 +13,8 @@ class Stage:
     """One build stage, declared once in its module under toolchain/build/stages/. doit's task
     family (its doc, a subtask per target), the graph (`reads`: packages whose source trees it
     reads; `after`: stages before it) and what makes it stale (`config`: the values it uses
-    besides files; the text of its module and of `code`, other modules it runs; `probe`:
-    machine facts checked lazily) all come from here."""
+    besides files; the text of its module and of the build and check modules it imports;
+    `probe`: machine facts checked lazily) all come from here."""
 
     name: str
     doc: str
@@ -23,7 +22,6 @@ class Stage:
     reads: tuple[str, ...] = ()
     after: tuple[str, ...] = ()
     config: Callable[[Build], dict] = lambda b: {}
-    code: tuple[ModuleType, ...] = ()
     probe: Callable[[Build], dict] | None = None
     makes: str = ""          # what it leaves behind, for the README's task table
     quick_repro: bool = False  # re-run by `repro --from`: cheap, and installs after gcc's stages

@@ -21,8 +21,8 @@ def no_shared_objects(b, pattern: str) -> None:
 
 
 def pkg_config(b, *args: str) -> str:
-    env = {**os.environ, "PKG_CONFIG_SYSROOT_DIR": str(b.sysroot),
-           "PKG_CONFIG_LIBDIR": str(b.sysroot / "lib" / "pkgconfig")}
+    # pkg-config confined to the sysroot, as the target environment has it
+    env = {**os.environ, **{k: v for k, v in b.target_vars().items() if k.startswith("PKG_CONFIG_")}}
     r = subprocess.run(["pkg-config", *args], capture_output=True, text=True, env=env)
     if r.returncode:
         raise gates.GateError(f"pkg-config {' '.join(args)} failed: {r.stderr.strip()}",
