@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
 RECIPES = recipes.load()
 TARGETS = list(RECIPES.targets)
 KEYS = [v.key for v in RECIPES.select().values()]
-QEMU = {n: " ".join(machine.runner(t)) for n, t in RECIPES.targets.items()}
+QEMU = {n: (machine.runner(t) or [""])[0] for n, t in RECIPES.targets.items()}
 EMULATED = [n for n, t in RECIPES.targets.items() if not machine.runs_natively(t)]
 REQUIRED = sorted({t.program for t in hosttools.TOOLS if not t.optional and t.program != hosttools.QEMU})
 
@@ -82,6 +82,9 @@ def test_each_task_needs_only_its_own(tmp_path, monkeypatch):
         with pytest.raises(ToolchainError) as e:
             hosttools.check(needed(f"toolchain:{name}"), QEMU, apt=False)
         assert ("qemu" in str(e.value)) == (name in EMULATED), name   # the build machine's own run natively
+    fake_path(tmp_path, monkeypatch, *REQUIRED, *filter(None, QEMU.values()))
+    for name in TARGETS:          # the program alone is looked up, not its -cpu arguments
+        hosttools.check(needed(f"toolchain:{name}"), QEMU, apt=False)
 
 
 def test_rust_and_apt_are_optional_notes(tmp_path, monkeypatch):
@@ -90,6 +93,43 @@ def test_rust_and_apt_are_optional_notes(tmp_path, monkeypatch):
     assert any("rustc" in n and "rustc-web" in n and "skipped" in n for n in notes)
     assert any("apt-get" in n and "Debian's source archive" in n for n in notes)
     assert not any("apt-get" in n for n in hosttools.check(needed(f"toolchain:{EMULATED[0]}"), QEMU, apt=False))
+
+
+def test_qemu_is_found_by_either_debian_name_in_path_order(tmp_path, monkeypatch):
+    target = RECIPES.targets[EMULATED[0]]
+    old, new = tmp_path / "old", tmp_path / "new"
+    for folder, name in ((old, f"qemu-{target.qemu}-static"), (new, f"qemu-{target.qemu}")):
+        folder.mkdir()
+        (folder / name).write_text("#!/bin/sh\n")
+        (folder / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{new}:{old}")
+    assert machine.runner(target)[0] == f"qemu-{target.qemu}"            # Debian 13's name, first in PATH
+    monkeypatch.setenv("PATH", f"{old}:{new}")
+    assert machine.runner(target)[0] == f"qemu-{target.qemu}-static"
+    monkeypatch.setenv("PATH", str(tmp_path / "none"))
+    assert machine.runner(target)[0] == f"qemu-{target.qemu}-static"     # named in the error
+
+
+def test_too_old_qemu_is_named_before_any_work(tmp_path, monkeypatch):
+    fake_path(tmp_path, monkeypatch, *REQUIRED)
+    asked = EMULATED[0]
+    program = tmp_path / "bin" / QEMU[asked]
+
+    def qemu_says(version: str) -> None:
+        program.write_text(f"#!/bin/sh\necho 'qemu-x version {version} (Debian 1:{version}+dfsg-7)'\n")
+        program.chmod(0o755)
+
+    qemu_says("7.2.0")
+    with pytest.raises(ToolchainError) as e:
+        hosttools.check(needed(f"toolchain:{asked}"), QEMU, apt=False, qemu_min={asked: "8.1"})
+    assert str(e.value).startswith("too old on this machine:")
+    assert f"{QEMU[asked]} is 7.2.0" in str(e.value) and "qemu 8.1 or newer" in str(e.value)
+    assert "PATH" in e.value.fix
+    # only for the targets asked for; a new enough qemu passes
+    hosttools.check(needed(f"toolchain:{asked}"), QEMU, apt=False, qemu_min={EMULATED[1]: "99"})
+    qemu_says("10.0.13")
+    hosttools.check(needed(f"toolchain:{asked}"), QEMU, apt=False, qemu_min={asked: "8.1"})
+    assert RECIPES.targets["loongarch64"].qemu_min == "8.1"         # the row that needs it declares it
 
 
 def test_python_without_lzma_is_named(tmp_path, monkeypatch):

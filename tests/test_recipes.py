@@ -209,6 +209,12 @@ def test_unknown_target_field(scratch):
     assert err.where.endswith(f"targets.yaml:{line}") and "did you mean 'elf_class'" in err.fix
 
 
+def test_qemu_min_must_be_a_version(scratch):
+    line = edit(scratch / "targets.yaml", r'^(\s+)qemu_min: "8.1"', r'\1qemu_min: "eight"')
+    err = load_error(scratch, "qemu_min 'eight' is not a version")
+    assert err.where.endswith(f"targets.yaml:{line}")
+
+
 def test_debian_file_must_belong_to_the_package(scratch):
     edit(scratch / "musl.yaml", r"^(\s+)file: musl_(\S+?)\.orig\.tar\.(\w+)$", r"\1file: musl-\2.tar.\3")
     load_error(scratch, "not a file name of Debian source package 'musl'")

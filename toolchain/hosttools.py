@@ -9,11 +9,14 @@ always there and not listed; archives are unpacked by Python's tarfile (xz by it
 from __future__ import annotations
 
 import importlib
+import re
 import shutil
+import subprocess
 from dataclasses import dataclass
 
 from .build import machine, registry
 from .sources import store
+from .sources.recipes import version_key
 from .cmdline import Request, expand
 from .errors import ToolchainError
 
@@ -41,7 +44,7 @@ TOOLS = (
     Tool("awk", "mawk", MAKE_BUILDS),                                    # configure scripts, gcc's generators
     Tool("pkg-config", "pkgconf", ("ncurses", "libedit")),               # the .pc gates, libedit's test
     Tool("bash", "bash", ("package",)),                                  # the env.sh gate
-    Tool(QEMU, "qemu-user-static", RUNS_TARGET_PROGRAMS),                # target programs run here
+    Tool(QEMU, "qemu-user-static", RUNS_TARGET_PROGRAMS),                # target programs run here (Debian 13: qemu-user)
     Tool("rustc", "rustc-web", RUST, optional="the Rust stages are skipped"),
     Tool("cargo", "cargo-web", RUST, optional="the Rust stages are skipped"),
     Tool("apt-get", "apt", ("fetch",), optional="Debian's source archive is not used"),
@@ -85,12 +88,14 @@ def work(request: Request, targets: list[str], versions: list[str]) -> dict[str,
     return done
 
 
-def check(needed: dict[str, set[str]], qemu: dict[str, str], *, apt: bool = True) -> list[str]:
-    """Raise one error naming every missing program (with its package and the apt-get line)
-    and module; return notes for missing optional ones. `qemu`: target -> its qemu program
-    ("" when it runs natively); `apt`: whether Debian's archive may be asked for a source."""
+def check(needed: dict[str, set[str]], qemu: dict[str, str], *, apt: bool = True,
+          qemu_min: dict[str, str] | None = None) -> list[str]:
+    """Raise one error naming every missing program (with its package and the apt-get line),
+    too old qemu and module; return notes for missing optional ones. `qemu`: target -> its
+    qemu program ("" when it runs natively); `qemu_min`: target -> the oldest qemu that runs
+    its code; `apt`: whether Debian's archive may be asked for a source."""
     missing: dict[str, tuple[str, list[str]]] = {}
-    notes = []
+    notes, problems, fixes = [], [], []
     for tool in TOOLS:
         users = [u for u in tool.used_by if u in needed]
         if not users or (tool.program == "apt-get" and not apt):
@@ -104,16 +109,40 @@ def check(needed: dict[str, set[str]], qemu: dict[str, str], *, apt: bool = True
                 notes.append(f"note: {program} not found (Debian package {tool.package}): {tool.optional}")
             else:
                 missing[program] = (tool.package, users)
-    problems = [f"  {p:<20} Debian package {pkg}, needed by {', '.join(users)}"
-                for p, (pkg, users) in missing.items()]
-    fixes = [f"apt-get install {' '.join(dict.fromkeys(pkg for pkg, _ in missing.values()))}"] if missing else []
+    problems += [f"  {p:<20} Debian package {pkg}, needed by {', '.join(users)}"
+                 for p, (pkg, users) in missing.items()]
+    if missing:
+        fixes.append(f"apt-get install {' '.join(dict.fromkeys(pkg for pkg, _ in missing.values()))}")
+    runs = {t for u in RUNS_TARGET_PROGRAMS for t in needed.get(u, ())}
+    old_qemu = []
+    for target, least in sorted((qemu_min or {}).items()):
+        program = qemu.get(target)
+        if target in runs and least and program and program not in missing:
+            found = qemu_version(program)
+            if version_key(found or "0") < version_key(least):
+                old_qemu.append(program)
+                problems.append(f"  {program} is {found or 'of unknown version'}: {target}'s programs need "
+                                f"qemu {least} or newer (qemu_min in targets.yaml)")
+                fixes.append(f"install qemu-user {least} or newer (Debian 13's qemu-user: its programs are "
+                             "static and run on older systems) and put its folder first in PATH")
     for module, what, users, fix in MODULES:
         if any(u in needed for u in users) and not _imports(module):
             problems.append(f"  Python module {module} cannot be imported (needed for {what})")
             fixes.append(fix)
     if problems:
-        raise ToolchainError("missing on this machine:\n" + "\n".join(problems), fix="; ".join(fixes))
+        what = " or ".join(w for w, any_ in (("missing", len(problems) > len(old_qemu)), ("too old", old_qemu)) if any_)
+        raise ToolchainError(f"{what} on this machine:\n" + "\n".join(problems), fix="; ".join(fixes))
     return notes
+
+
+def qemu_version(program: str) -> str:
+    """The version qemu-user reports ("qemu-x86_64 version 7.2.0 (...)"), "" if it does not say."""
+    try:
+        r = subprocess.run([program, "--version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    m = re.search(r"version (\d+(?:\.\d+)+)", r.stdout)
+    return m.group(1) if m else ""
 
 
 def _imports(module: str) -> bool:
@@ -133,5 +162,5 @@ def check_request(request: Request, ctx) -> list[str]:
     # whether Debian's archive may be asked matters only without apt-get: no hashing otherwise
     apt = s.debian and not s.offline and shutil.which("apt-get") is None \
         and not all(store.fetch_is_current(s, v) for v in ctx.versions.values())
-    qemu = {n: " ".join(machine.runner(t)) for n, t in ctx.recipes.targets.items()}
-    return check(needed, qemu, apt=apt)
+    qemu = {n: (machine.runner(t) or [""])[0] for n, t in ctx.recipes.targets.items()}
+    return check(needed, qemu, apt=apt, qemu_min={n: t.qemu_min for n, t in ctx.recipes.targets.items()})

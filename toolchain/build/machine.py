@@ -5,6 +5,7 @@ builder runs x86_64 programs under qemu and its own natively."""
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from pathlib import Path
 
@@ -23,8 +24,20 @@ def runs_natively(target: Target) -> bool:
     return (target.elf_machine, target.elf_class, target.endian) == build_machine()
 
 
+def qemu_program(target: Target) -> str:
+    """The name of the target's qemu-user program: the first in PATH order of
+    qemu-<machine>-static (Debian 12 and older) and qemu-<machine> (Debian 13's qemu-user,
+    whose programs are static too), so a newer qemu put first in PATH wins."""
+    names = (f"qemu-{target.qemu}-static", f"qemu-{target.qemu}")
+    for folder in os.get_exec_path():
+        for name in names:
+            if os.access(os.path.join(folder, name), os.X_OK):
+                return name
+    return names[0]
+
+
 def runner(target: Target) -> list[str]:
     """The command prefix that runs one of the target's programs here."""
     if runs_natively(target):
         return []
-    return [f"qemu-{target.qemu}-static", *(["-cpu", target.qemu_cpu] if target.qemu_cpu else [])]
+    return [qemu_program(target), *(["-cpu", target.qemu_cpu] if target.qemu_cpu else [])]

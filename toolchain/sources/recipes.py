@@ -263,11 +263,12 @@ class Target:
     elf_abi: int = 0     # ABI version in e_flags (PowerPC64: 2 = ELFv2); 0: not checked
     qemu_cpu: str = ""   # qemu-user's -cpu, to catch instructions the target's CPU lacks
     long_double: int = 0     # sizeof(long double), which musl's ABI fixes per architecture
+    qemu_min: str = ""   # oldest qemu-user that runs the target's default code (e.g. LoongArch's LSX)
 
     def too_old(self, versions: dict[str, Version]) -> list[str]:
         """The selected versions older than this target needs, as `package version < minimum`."""
         return [f"{pkg} {versions[pkg].version} < {least}" for pkg, least in self.minimum
-                if pkg in versions and _version_key(versions[pkg].version) < _version_key(least)]
+                if pkg in versions and version_key(versions[pkg].version) < version_key(least)]
 
 
 @dataclass(frozen=True)
@@ -291,7 +292,7 @@ class Recipes:
 
 # --- loading -------------------------------------------------------------------------------
 
-def _version_key(v: str) -> tuple:
+def version_key(v: str) -> tuple:
     return tuple(int(x) for x in re.findall(r"\d+", v))
 
 
@@ -431,8 +432,8 @@ def _patches(c: _Checker, m: _Map, package: str, version: str, variants: set[str
 
 def _in_range(version: str, low: str, high: str) -> bool:
     """low <= version <= high by numeric components; `high` covers its point releases (15 has 15.3.0)."""
-    key, top = _version_key(version), _version_key(high)
-    return (not low or key >= _version_key(low)) and (not high or key[:len(top)] <= top)
+    key, top = version_key(version), version_key(high)
+    return (not low or key >= version_key(low)) and (not high or key[:len(top)] <= top)
 
 
 def _selected(c: _Checker, item: _Map, listed: list[str]) -> list[str]:
@@ -450,7 +451,7 @@ def _selected(c: _Checker, item: _Map, listed: list[str]) -> list[str]:
     elif isinstance(spec, str) and spec.count(":") == 1:
         low, high = (end.strip() for end in spec.split(":"))
         for end in (low, high):
-            if end and not _version_key(end):
+            if end and not version_key(end):
                 raise RecipeError(f"{end!r} in versions {spec!r} is not a version", where=where,
                                   fix="write " + RANGE_FORMS)
         selected = [v for v in listed if _in_range(v, low, high)]
@@ -528,7 +529,7 @@ def load_package(path: Path, patches_dir: Path | None = None) -> Package:
             raise RecipeError(f"version {ver!r} is not a string", where=c.where(doc["versions"], ver),
                               fix=f'quote it: "{ver}"')
         c.fields(body, f"version {ver}", {"locations": list}, {"patches": list})
-        if previous is not None and _version_key(ver) > _version_key(previous):
+        if previous is not None and version_key(ver) > version_key(previous):
             raise RecipeError(f"version {ver} is listed after older {previous}",
                               where=c.where(doc["versions"], ver), fix="list versions newest first")
         previous = ver
@@ -571,7 +572,8 @@ def load_targets(path: Path) -> dict[str, Target]:
         c.fields(body, f"target {name}",
                  {"triple": str, "elf_class": int, "elf_machine": str, "qemu": str, "kernel_arch": str},
                  {"gcc_configure": list, "rust_target": str, "float_abi": str, "endian": str, "eabi": int,
-                  "minimum": dict, "elf_abi": int, "qemu_cpu": str, "long_double": int})
+                  "minimum": dict, "elf_abi": int, "qemu_cpu": str, "long_double": int,
+                  "qemu_min": str})
         if body["elf_class"] not in (32, 64):
             raise RecipeError(f"elf_class {body['elf_class']} is not 32 or 64",
                               where=c.where(body, "elf_class"), fix="write 32 or 64")
@@ -593,6 +595,9 @@ def load_targets(path: Path) -> dict[str, Target]:
         if not re.fullmatch(r"[a-z0-9_]+", body["qemu"]):
             raise RecipeError(f"qemu {body['qemu']!r} is not a qemu machine name", where=c.where(body, "qemu"),
                               fix="write the part of qemu-<name>-static, e.g. aarch64 or arm")
+        if not re.fullmatch(r"(\d+(\.\d+)*)?", body.get("qemu_min", "")):
+            raise RecipeError(f"qemu_min {body['qemu_min']!r} is not a version", where=c.where(body, "qemu_min"),
+                              fix='write a quoted version such as "8.1"')
         minimum = body.get("minimum") or {}
         for pkg, least in minimum.items():
             if pkg not in PACKAGES or not isinstance(least, str):
@@ -610,7 +615,7 @@ def load_targets(path: Path) -> dict[str, Target]:
                                endian=body.get("endian", "little"), eabi=body.get("eabi") or 0,
                                kernel_arch=body["kernel_arch"], minimum=tuple(minimum.items()),
                                elf_abi=body.get("elf_abi") or 0, qemu_cpu=body.get("qemu_cpu") or "",
-                               long_double=body.get("long_double") or 0)
+                               long_double=body.get("long_double") or 0, qemu_min=body.get("qemu_min") or "")
     return targets
 
 
