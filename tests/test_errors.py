@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,9 @@ from toolchain.errors import RecipeError, ToolchainError
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET = next(iter(recipes.load().targets.values()))
-TARGETS = "targets: " + ", ".join(recipes.load().targets)   # as targets.yaml lists them
+HOSTS = list(recipes.load().hosts)
+TARGETS = "targets: " + ", ".join(recipes.load().targets) \
+    + (f" (each also as <target>@{' or @'.join(HOSTS)})" if HOSTS else "")   # as targets.yaml lists them
 
 
 def doit(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -153,6 +156,13 @@ def test_unknown_target_is_one_line_before_any_work(tmp_path, task):
     assert not (tmp_path / "out" / "build").exists()
 
 
+def test_unknown_host_is_named_with_the_hosts(tmp_path):
+    r = doit("toolchain:aarch64@mars", f"out={tmp_path}/out", f"distfiles={tmp_path}/d")
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert r.stderr.startswith(f"error: unknown host 'mars' in toolchain:aarch64@mars; hosts: {', '.join(HOSTS)}")
+    assert not (tmp_path / "out" / "build").exists()
+
+
 def test_unknown_version_in_a_fetch_task_says_how_to_select_it(tmp_path):
     musl = recipes.load().packages["musl"]
     other = next(v for v in musl.versions if v != musl.default)
@@ -278,3 +288,28 @@ def test_an_offline_build_reads_a_read_only_distfiles_folder(tmp_path):
         assert got.path == ro / "pkg-1.0.tar.gz"
     finally:
         subprocess.run(["umount", str(ro)], check=True)
+
+
+def test_sigterm_stops_the_build_commands_too(tmp_path):
+    """A signal sent to the Python process alone (CI cancelling, `timeout`) must not leave a
+    make running on behind it (the commands run in their own process groups)."""
+    script = ("import sys; from pathlib import Path; from toolchain import interrupt; "
+              "from toolchain.build import runner; interrupt.install(); "
+              f"runner.run(['sh', '-c', 'sleep 300 & echo $! > pid; wait'], log=Path('log'), cwd=Path('{tmp_path}'))")
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL)
+    pid_file = tmp_path / "pid"
+    for _ in range(200):
+        if pid_file.is_file() and pid_file.read_text().strip():
+            break
+        time.sleep(0.05)
+    sleeper = int(pid_file.read_text())
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and err.strip().splitlines()[-1] == "terminated"
+    for _ in range(100):
+        if not Path(f"/proc/{sleeper}").exists() or "Z" in Path(f"/proc/{sleeper}/stat").read_text().split()[2]:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail(f"the command's child {sleeper} still runs after SIGTERM")

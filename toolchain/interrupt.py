@@ -1,4 +1,7 @@
-"""Ctrl-C: one line `interrupted` and exit status 130 (128 + SIGINT), never a traceback.
+"""Ctrl-C: one line `interrupted` and exit status 130 (128 + SIGINT), never a traceback;
+SIGTERM (a CI runner cancelling, `timeout`, `kill`): `terminated`, exit status 143. Either
+way the running build commands are stopped first: they run in their own process groups
+(toolchain/build/runner.py), which a signal sent to doit alone would not reach.
 
 doit lets KeyboardInterrupt escape with a traceback through its own frames. Instead the first
 SIGINT raises SystemExit(130): `finally` blocks still run (file locks released, temporary
@@ -11,19 +14,26 @@ import os
 import signal
 import sys
 
+from .build import runner
+
 EXIT_STATUS = 130
+WORDS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
 
 
 def install() -> None:
     main_pid = os.getpid()
 
     def leave_now(signum, frame):
-        os._exit(EXIT_STATUS)
+        runner.stop_all(signal.SIGKILL)
+        os._exit(128 + signum)
 
     def interrupted(signum, frame):
-        signal.signal(signal.SIGINT, leave_now)
+        for sig in WORDS:
+            signal.signal(sig, leave_now)
+        runner.stop_all()
         if os.getpid() == main_pid:   # doit's worker processes (-P process) stay silent
-            print("interrupted", file=sys.stderr, flush=True)
-        raise SystemExit(EXIT_STATUS)
+            print(WORDS[signum], file=sys.stderr, flush=True)
+        raise SystemExit(128 + signum)
 
-    signal.signal(signal.SIGINT, interrupted)
+    for sig in WORDS:
+        signal.signal(sig, interrupted)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -14,6 +15,22 @@ from pathlib import Path
 from ..errors import ToolchainError
 
 TAIL_LINES = 40
+# Each command runs in its own process group, so that stopping a build stops the whole make
+# (and the compilers under it) also when the signal reached doit alone: SIGTERM from a CI
+# runner, `timeout`, `kill`. toolchain.interrupt calls stop_all() on SIGINT and SIGTERM.
+_LIVE: set[int] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+def stop_all(sig: int = signal.SIGTERM) -> None:
+    """Send `sig` to every command running now, and everything it started."""
+    with _LIVE_LOCK:
+        groups = list(_LIVE)
+    for group in groups:
+        try:
+            os.killpg(group, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 class StageError(ToolchainError):
@@ -72,15 +89,26 @@ def run(cmd: list[str], *, log: Path, cwd: Path, env: dict[str, str] | None = No
     with open(log, "ab") as f:
         f.write(f"\n$ cd {cwd} && {shlex.join(cmd)}\n".encode())
         f.flush()
-        proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE if capture else f,
-                              stderr=f if capture else subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE if capture else f,
+                                stderr=f if capture else subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+        with _LIVE_LOCK:
+            _LIVE.add(proc.pid)
+        try:
+            out, _ = proc.communicate()
+        finally:
+            with _LIVE_LOCK:
+                _LIVE.discard(proc.pid)
+            if proc.poll() is None:      # left by an exception (an interrupt): nothing may stay behind
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
         if capture:
-            f.write(proc.stdout)
+            f.write(out)
     if proc.returncode != 0:
         raise StageError(f"`{shlex.join(cmd)[:200]}` failed with exit status {proc.returncode}"
                          f"\n--- last lines of {log} ---\n{tail(log)}",
                          where=step or cmd[0], fix=f"read the full log: {log}")
-    return proc.stdout.decode(errors="replace") if capture else ""
+    return out.decode(errors="replace") if capture else ""
 
 
 OWNED = ".musl-toolchain-owned"   # in every folder clean_dir made: ours to empty again
