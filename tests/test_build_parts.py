@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from toolchain import repro
-from toolchain.build import context
+from toolchain.build import context, machine
 from toolchain.build.stages import package, rust
 from toolchain.checks import gates
 from toolchain.sources.recipes import Target
@@ -105,6 +105,7 @@ def test_file_sums_and_leak_check(tmp_path):
     (prefix / "lib" / "b.a").write_bytes(f"DW_AT_comp_dir {tmp_path}/build/obj".encode())
     (prefix / "lib" / "link").symlink_to(tmp_path / "build" / "x")
     assert package.leaked_paths(prefix, [str(tmp_path / "build")]) == ["lib/b.a", "lib/link"]
+    assert package.absolute_symlinks(prefix) == ["lib/link"]
 
 
 def test_man_pages_come_from_the_source_not_the_build_machine(tmp_path):
@@ -284,3 +285,25 @@ def test_linux_headers_copies_only_the_h_files_make_headers_wrote(tmp_path):
     shutil.rmtree(include)
     with pytest.raises(gates.GateError, match="linux/types.h was not installed"), Status("test") as st:
         linux_headers.run(b, st)
+
+
+def test_static_host_programs_names_every_dynamic_one(tmp_path):
+    from toolchain.checks.gates import GateError, static_host_programs
+    if machine.build_machine() != ("EM_X86_64", 64, "little") or not shutil.which("gcc"):
+        pytest.skip("needs an x86_64 build machine with gcc")
+    src = tmp_path / "m.c"
+    src.write_text("int main(void) { return 0; }\n")
+    prefix = tmp_path / "prefix"
+    (prefix / "bin").mkdir(parents=True)
+    (prefix / "libexec").mkdir()
+    (prefix / "sysroot" / "bin").mkdir(parents=True)
+    subprocess.run(["gcc", "-static", str(src), "-o", str(prefix / "bin" / "static")], check=True)
+    subprocess.run(["gcc", str(src), "-o", str(prefix / "sysroot" / "bin" / "dynamic")], check=True)
+    (prefix / "bin" / "script").write_text("#!/bin/sh\n")
+    args = ("EM_X86_64", 64)
+    assert static_host_programs(prefix, *args, skip=prefix / "sysroot") == 1    # the sysroot is the target's
+    subprocess.run(["gcc", str(src), "-o", str(prefix / "libexec" / "cc1")], check=True)
+    with pytest.raises(GateError, match=r"1 host programs are not static: libexec/cc1 \(/lib"):
+        static_host_programs(prefix, *args, skip=prefix / "sysroot")
+    with pytest.raises(GateError, match="no EM_AARCH64 programs found"):
+        static_host_programs(prefix, "EM_AARCH64", 64, skip=prefix / "sysroot")

@@ -116,3 +116,11 @@ def test_doctor_on_a_non_elf_file(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     r = doctor(tmp_path / "notes.txt")
     assert r.returncode == 2 and "not an ELF file" in r.stderr
+
+
+@pytest.mark.skipif(not shutil.which("gcc"), reason="needs the build machine's gcc")
+def test_lto_objects_are_told_from_plain_ones(tmp_path):
+    (tmp_path / "a.c").write_text("int f(int x) { return x + 1; }\n")
+    for flags, lto in ((["-flto"], True), ([], False)):
+        subprocess.run(["gcc", *flags, "-O2", "-c", "a.c", "-o", "a.o"], cwd=tmp_path, check=True)
+        assert elf.has_lto(tmp_path / "a.o") == lto

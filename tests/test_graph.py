@@ -77,7 +77,8 @@ def test_doit_list_shows_families(tmp_path):
     r = doit("list", "--all", f"out={tmp_path}/out")
     listed = {line.split()[0] for line in r.stdout.splitlines()}
     assert {f"{family}:{t}" for family in [s.name for s in registry.STAGES] + ["sources", "toolchain"]
-            for t in recipes.load().targets} <= listed
+            for t in recipes.load().builds()} <= listed
+    assert any(name.startswith("toolchain:") and "@" in name for name in listed)    # a host's toolchains
 
 
 def test_bad_setting_is_one_clear_error(tmp_path):

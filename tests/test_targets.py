@@ -128,7 +128,7 @@ ROW = """  rvtest:    # a row of its own (riscv64 is a real target)
 def test_a_target_without_rust_is_one_row_and_says_so_once(tmp_path, capsys):
     t = recipes.load(recipes_with(tmp_path, ROW)).targets["rvtest"]
     assert t.rust_target == "" and rust.probe(type("B", (), {"target": t})()) == {"none": True}
-    b = type("B", (), {"target": t, "triple": t.triple})()
+    b = type("B", (), {"target": t, "triple": t.triple, "name": t.name})()
     assert [rust._rust_build(b, s) for s in ("rust_std", "rust", "rust_obj")] == [None, None, None]
     out = capsys.readouterr().out
     assert out.count("Rust has no std for riscv64-linux-musl") == 1

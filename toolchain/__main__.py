@@ -67,9 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # the target is checked before any work (a full repro runs for an hour)
         recipes_dir = extra.get("recipes") or os.environ.get("TOOLCHAIN_RECIPES") or str(recipes.RECIPES_DIR)
-        targets = list(recipes.load(Path(recipes_dir).expanduser()).targets)
-        if args.target not in targets:
-            raise cmdline.unknown_target(args.target, targets, f"repro {args.target}")
+        known = recipes.load(Path(recipes_dir).expanduser())
+        if args.target not in known.builds():
+            raise cmdline.unknown_target(args.target, list(known.targets), f"repro {args.target}", list(known.hosts))
         return repro.run(args.target, args.dir.absolute(), args.distfiles.absolute(), extra,
                          args.built.absolute() if args.built else None, args.parallel)
     except ToolchainError as e:

@@ -85,17 +85,18 @@ def check_names(request: Request, recipes: Recipes, selected: dict[str, Version]
     work (doit itself would only say 'Invalid parameter')."""
     if request.command in ("help", "dumpdb", "tabcompletion"):
         return
-    targets, keys = list(recipes.targets), [v.key for v in selected.values()]
-    for family, sub in expand(request, targets, keys):
+    builds, keys = recipes.builds(), [v.key for v in selected.values()]
+    for family, sub in expand(request, list(builds), keys):
         name = f"{family}:{sub}"
-        if family in PER_TARGET and sub not in targets:
-            raise unknown_target(sub, targets, name)
-        old = recipes.targets[sub].too_old(selected) if family in PER_TARGET else []
+        if family in PER_TARGET and sub not in builds:
+            raise unknown_target(sub, list(recipes.targets), name, list(recipes.hosts))
+        target = builds[sub][0] if family in PER_TARGET else None
+        old = target.too_old(selected) if target else []
         if old:
-            raise ToolchainError(f"target {sub} needs newer versions than selected: {', '.join(old)}",
-                                 where=recipes.targets[sub].where,
+            raise ToolchainError(f"target {target.name} needs newer versions than selected: {', '.join(old)}",
+                                 where=target.where,
                                  fix="select newer ones, e.g. " + " ".join(
-                                     f"{pkg}={recipes.packages[pkg].default}" for pkg, _ in recipes.targets[sub].minimum))
+                                     f"{pkg}={recipes.packages[pkg].default}" for pkg, _ in target.minimum))
         if family in PER_VERSION and sub not in keys:
             package = next((p for p in recipes.packages if sub.startswith(p + "-")), "")
             version = sub[len(package) + 1:]
@@ -106,6 +107,11 @@ def check_names(request: Request, recipes: Recipes, selected: dict[str, Version]
                                  fix=fix)
 
 
-def unknown_target(name: str, targets: list[str], where: str) -> ToolchainError:
+def unknown_target(name: str, targets: list[str], where: str, hosts: list[str] = ()) -> ToolchainError:
     """The same error for a target named elsewhere (e.g. `python -m toolchain repro riscv64`)."""
-    return ToolchainError(f"unknown target {name!r} in {where}; targets: {', '.join(targets)}")
+    target, _, host = name.partition("@")
+    if host and target in targets:
+        return ToolchainError(f"unknown host {host!r} in {where}; hosts: {', '.join(hosts) or 'none'}",
+                              fix=f"write {target} for the build machine, or {target}@<host> (recipes/targets.yaml hosts:)")
+    return ToolchainError(f"unknown target {target!r} in {where}; targets: {', '.join(targets)}"
+                          + (f" (each also as <target>@{' or @'.join(hosts)})" if hosts else ""))

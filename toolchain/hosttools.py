@@ -59,8 +59,10 @@ MODULES = (
 )
 
 
-def work(request: Request, targets: list[str], versions: list[str]) -> dict[str, set[str]]:
-    """What the requested tasks will do: each stage (or "fetch", "source") -> the targets."""
+def work(request: Request, targets: list[str], versions: list[str],
+         stage0: dict[str, str] | None = None) -> dict[str, set[str]]:
+    """What the requested tasks will do: each stage (or "fetch", "source") -> the toolchains
+    (`targets`: their names; `stage0`: a toolchain -> the one that compiles its programs)."""
     after = {s.name: s.after for s in registry.STAGES}
     reads = {s.name: s.reads for s in registry.STAGES}
     done: dict[str, set[str]] = {}
@@ -74,6 +76,8 @@ def work(request: Request, targets: list[str], versions: list[str]) -> dict[str,
             done.setdefault("fetch", set()).add("")
         for dep in after[name]:
             stage(dep, target)
+        if target in (stage0 or {}):
+            stage(registry.STAGES[-1].name, stage0[target])
 
     for family, sub in expand(request, targets, versions):
         if family in after:
@@ -158,9 +162,11 @@ def check_request(request: Request, ctx) -> list[str]:
     if request.command != "run":     # list, info, clean, ...: nothing is built
         return []
     s = ctx.settings
-    needed = work(request, list(ctx.recipes.targets), [v.key for v in ctx.versions.values()])
+    builds = ctx.recipes.builds()
+    needed = work(request, list(builds), [v.key for v in ctx.versions.values()],
+                  {n: h.stage0.name for n, (_, h) in builds.items() if h})
     # whether Debian's archive may be asked matters only without apt-get: no hashing otherwise
     apt = s.debian and not s.offline and shutil.which("apt-get") is None \
         and not all(store.fetch_is_current(s, v) for v in ctx.versions.values())
-    qemu = {n: (machine.runner(t) or [""])[0] for n, t in ctx.recipes.targets.items()}
-    return check(needed, qemu, apt=apt, qemu_min={n: t.qemu_min for n, t in ctx.recipes.targets.items()})
+    qemu = {n: (machine.runner(t) or [""])[0] for n, (t, _) in builds.items()}
+    return check(needed, qemu, apt=apt, qemu_min={n: t.qemu_min for n, (t, _) in builds.items()})

@@ -24,6 +24,7 @@ from pathlib import Path
 from .sources import recipes as recipes_mod
 from . import settings as settings_mod
 from .build import context, executor, registry
+from .build.stages.package import tarball_name
 from .sources import store
 from .sources.download import sha256_file
 from .errors import ToolchainError
@@ -44,13 +45,19 @@ def full_build(out: Path, target: str, distfiles: Path, extra: dict[str, str]) -
     return subprocess.Popen(args, cwd=ROOT)
 
 
-def quick_build(out: Path, target: str, distfiles: Path, extra: dict[str, str], built: Path) -> Path:
-    """Re-run QUICK_STAGES in `out` against a copy of the toolchain built in `built`."""
+def _build(out: Path, name: str, distfiles: Path, extra: dict[str, str]) -> context.Build:
+    """The toolchain `name` (`<target>` or `<target>@<host>`) built in `out`."""
     s = _settings(out, distfiles, extra)
     recipes = recipes_mod.load(s.recipes)
-    versions = recipes.select(s.versions)
-    b = context.Build(s, recipes.targets[target], versions)
-    origin = context.Build(_settings(built, distfiles, extra), b.target, versions)
+    target, host = recipes.builds()[name]
+    return context.Build(s, target, recipes.select(s.versions), host)
+
+
+def quick_build(out: Path, target: str, distfiles: Path, extra: dict[str, str], built: Path) -> Path:
+    """Re-run QUICK_STAGES in `out` against a copy of the toolchain built in `built`."""
+    b = _build(out, target, distfiles, extra)
+    s, versions = b.settings, b.versions
+    origin = _build(built, target, distfiles, extra)
     if not origin.stamp("gcc").is_file():
         raise ToolchainError(f"no finished gcc stage for {target}", where=str(built),
                              fix=f"build it first: doit toolchain:{target} out={built}")
@@ -75,14 +82,14 @@ def quick_build(out: Path, target: str, distfiles: Path, extra: dict[str, str], 
             store.prepare(s, versions[pkg])
     for name in QUICK_STAGES:
         executor.execute(b, name)
-    return _tarball(out)
+    return _tarball(b)
 
 
-def _tarball(out: Path) -> Path:
-    found = sorted((out / "dist").glob("*.tar.gz"))
-    if len(found) != 1:
-        raise ToolchainError(f"expected one tarball, found {len(found)}", where=str(out / "dist"))
-    return found[0]
+def _tarball(b: context.Build) -> Path:
+    path = b.settings.out / "dist" / f"{tarball_name(b)}.tar.gz"
+    if not path.is_file():
+        raise ToolchainError("no tarball", where=str(path))
+    return path
 
 
 def _members(path: Path) -> dict[str, tuple]:
@@ -156,7 +163,7 @@ def run(target: str, workdir: Path, distfiles: Path, extra: dict[str, str], buil
             codes = [_wait([full_build(d, target, distfiles, extra)])[0] for d in dirs]
         if any(codes):
             raise ToolchainError(f"a build failed (exit {codes})", where=str(workdir))
-        tarballs = [_tarball(d) for d in dirs]
+        tarballs = [_tarball(_build(d, target, distfiles, extra)) for d in dirs]
     differ = compare(*tarballs)
     if not differ:
         print(f"identical: {tarballs[0].name} sha256 {sha256_file(tarballs[0])}\n  {tarballs[0]}\n  {tarballs[1]}")

@@ -98,20 +98,24 @@ def download_task(ctx: Context) -> dict:
     }
 
 
-def _build(ctx: Context, target) -> context.Build:
-    return context.Build(ctx.settings, target, ctx.versions)
+def _builds(ctx: Context) -> list[context.Build]:
+    """A Build per toolchain: each target for the build machine, and for each host."""
+    return [context.Build(ctx.settings, target, ctx.versions, host)
+            for target, host in ctx.recipes.builds().values()]
 
 
 def stage_tasks(ctx: Context, name: str):
-    """One build stage, a subtask per target."""
+    """One build stage, a subtask per toolchain."""
     stage = registry.BY_NAME[name]
-    for target in ctx.recipes.targets.values():
-        b = _build(ctx, target)
+    last = registry.STAGES[-1].name
+    for b in _builds(ctx):
         deps = [str(store.tree_path(ctx.settings, ctx.versions[p]) / store.MARKER) for p in stage.reads]
         deps += [str(b.stamp(before)) for before in stage.after]
+        if b.stage0 and not stage.after:     # the whole stage-0 toolchain, gates passed, comes first
+            deps.append(str(b.stage0.stamp(last)))
         yield {
-            "name": target.name,
-            "doc": f"{name} stage for {target.triple}",
+            "name": b.name,
+            "doc": f"{name} stage for {b.triple}" + (f" ({b.host.doc})" if b.host else ""),
             "actions": [(_guarded, [executor.execute, b, name])],
             "file_dep": deps,
             "targets": [str(b.stamp(name))],
@@ -123,13 +127,13 @@ def stage_tasks(ctx: Context, name: str):
 
 
 def sources_tasks(ctx: Context):
-    """All source trees of a target, fetched, verified and patched, nothing built."""
+    """All source trees of a toolchain, fetched, verified and patched, nothing built."""
     keys = [v.key for v in ctx.versions.values()]
-    for target in ctx.recipes.targets.values():
+    for b in _builds(ctx):
         yield {
-            "name": target.name,
-            "doc": f"every source {target.triple} needs, verified, unpacked and patched",
-            "actions": [(_print, [f"{target.triple}: sources ready in {ctx.settings.sources} "
+            "name": b.name,
+            "doc": f"every source {b.triple} needs, verified, unpacked and patched",
+            "actions": [(_print, [f"{b.triple}: sources ready in {ctx.settings.sources} "
                                   f"({', '.join(keys)})"])],
             "task_dep": [f"source:{k}" for k in keys],
             "uptodate": [False],
@@ -139,12 +143,11 @@ def sources_tasks(ctx: Context):
 
 def toolchain_tasks(ctx: Context):
     last = registry.STAGES[-1].name
-    for target in ctx.recipes.targets.values():
-        b = _build(ctx, target)
+    for b in _builds(ctx):
         yield {
-            "name": target.name,
-            "doc": f"{target.triple} toolchain",
-            "actions": [(_print, [f"{target.triple}: toolchain ready in {b.prefix} "
+            "name": b.name,
+            "doc": f"{b.triple} toolchain" + (f" ({b.host.doc})" if b.host else ""),
+            "actions": [(_print, [f"{b.triple}: toolchain ready in {b.prefix} "
                                   f"(report {b.work / 'report.json'})"])],
             "file_dep": [str(b.stamp(last))],
             "uptodate": [False],
@@ -159,6 +162,8 @@ def settings_task(ctx: Context) -> dict:
              f"debian {int(s.debian)} ({' '.join(s.debian_suites)})",
              "versions  " + " ".join(v.key for v in ctx.versions.values()),
              "targets   " + " ".join(ctx.recipes.targets),
+             "hosts     build " + " ".join(f"{h.name} (toolchain:<target>@{h.name}: {h.doc})"
+                                           for h in ctx.recipes.hosts.values()),
              "run `doit list` for tasks, `doit toolchain:<target>` to build"]
     return {"doc": "show settings and selected versions", "actions": [(_print, ["\n".join(lines)])],
             "uptodate": [False], "verbosity": 2}

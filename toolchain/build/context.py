@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import machine
-from ..sources.recipes import Target, Version
+from ..sources.recipes import Host, Target, Version
 from .runner import Status, run
 from ..settings import Settings
 from ..sources.store import tree_path
@@ -40,6 +40,18 @@ class Build:
     settings: Settings
     target: Target
     versions: dict[str, Version]
+    host: Host | None = None     # None: the toolchain's programs are the build machine's own kind
+
+    @property
+    def name(self) -> str:
+        """`<target>`, or `<target>@<host>`: the subtask and folder names."""
+        return f"{self.target.name}@{self.host.name}" if self.host else self.target.name
+
+    @property
+    def stage0(self) -> Build | None:
+        """The toolchain (for the build machine) that compiles this one's programs, if not the
+        build machine's gcc."""
+        return Build(self.settings, self.host.stage0, self.versions) if self.host else None
 
     @property
     def triple(self) -> str:
@@ -47,7 +59,7 @@ class Build:
 
     @property
     def prefix(self) -> Path:
-        return self.settings.out / "toolchains" / self.target.name
+        return self.settings.out / "toolchains" / self.name
 
     @property
     def sysroot(self) -> Path:
@@ -55,7 +67,7 @@ class Build:
 
     @property
     def work(self) -> Path:
-        return self.settings.out / "build" / self.target.name
+        return self.settings.out / "build" / self.name
 
     def src(self, package: str) -> Path:
         return tree_path(self.settings, self.versions[package])
@@ -113,6 +125,21 @@ class Build:
         env.update(PATH=f"{self.prefix / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}", LC_ALL="C",
                    CFLAGS=HOST_FLAGS, CXXFLAGS=HOST_FLAGS)
         return env
+
+    def host_env(self) -> dict[str, str]:
+        """The environment that builds the toolchain's own programs (binutils, gcc)."""
+        return {**self.env(), **self.host_compiler()}
+
+    def host_compiler(self) -> dict[str, str]:
+        """The compiler of the toolchain's own programs: the build machine's (configure finds
+        gcc), or stage 0's, linking static. libtool drops a lone -static when linking
+        programs, not a --static, hence both; its binutils make the host archives too, and
+        the programs are stripped (-s) as musl.cc's are."""
+        s0 = self.stage0
+        if s0 is None:
+            return {}
+        return dict(CC=f"{s0.tool('gcc')} -static --static", CXX=f"{s0.tool('g++')} -static --static",
+                    AR=s0.tool("ar"), RANLIB=s0.tool("ranlib"), LDFLAGS="-s")
 
     def steps(self, stage: str, status: Status, env: dict[str, str] | None = None) -> Steps:
         """The runner of a stage's commands, with the host environment unless told otherwise."""

@@ -62,7 +62,8 @@ def stage_config(b: Build, name: str) -> dict:
     """What a stage reads besides files (for doit's config_changed): the target, the host
     environment, its own values and the hash of its code."""
     stage = BY_NAME[name]
-    return {"target": b.target.name, "triple": b.triple, "host_flags": HOST_FLAGS,
+    return {"target": b.target.name, "triple": b.triple, "host": b.host.name if b.host else "build",
+            "host_flags": HOST_FLAGS,
             "host_env": list(HOST_ENV), "prefix": str(b.prefix), **stage.config(b), "code": code_hash(stage)}
 
 
@@ -75,16 +76,16 @@ def execute(b: Build, name: str) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("")
     started = time.time()
-    with Status(f"{b.target.name} {name}") as st:
+    with Status(f"{b.name} {name}") as st:
         stage.run(b, st)
         elapsed = st.elapsed()
-    record = {"stage": name, "target": b.target.name, "seconds": round(elapsed, 1),
+    record = {"stage": name, "target": b.name, "seconds": round(elapsed, 1),
               "started": started, "log": str(log), "probe": stage.probe(b) if stage.probe else None,
               "versions": {p: v.version for p, v in b.versions.items()},
               "config": stage_config(b, name)}
     write_json(stamp, record)
     write_report(b)
-    print(f"[{b.target.name}] {name}: done in {elapsed:.0f} s, gates passed (log {log})", flush=True)
+    print(f"[{b.name}] {name}: done in {elapsed:.0f} s, gates passed (log {log})", flush=True)
 
 
 def probe_unchanged(b: Build, name: str) -> bool:

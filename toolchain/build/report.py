@@ -16,7 +16,8 @@ def write_report(b: Build) -> dict:
         except (OSError, ValueError):
             continue
     stamps.sort(key=lambda s: s.get("started", 0))
-    report = {"target": b.target.name, "triple": b.triple, "prefix": str(b.prefix),
+    report = {"target": b.target.name, "host": b.host.name if b.host else "build", "triple": b.triple,
+              "prefix": str(b.prefix),
               "versions": {p: v.version for p, v in b.versions.items()},
               "stages": {s["stage"]: {"seconds": s["seconds"], "config": s["config"]} for s in stamps},
               "total_seconds": round(sum(s["seconds"] for s in stamps), 1)}

@@ -187,6 +187,16 @@ def _text(s: str, most: int = 1000) -> str:
     return safe + "..." if len(s) > most else safe
 
 
+def has_lto(path: Path) -> bool:
+    """Whether an object holds gcc's LTO bytecode (.gnu.lto_* sections), as -flto makes it."""
+    with open(path, "rb") as f:
+        try:
+            e = ELFFile(_Capped(f))
+            return any(s.name.startswith(".gnu.lto_") for s in islice(e.iter_sections(), LIMIT))
+        except ELFError as err:
+            raise NotElf(f"damaged ELF file: {err}", where=str(path)) from None
+
+
 def ar_members(path: Path) -> list[tuple[str, bytes]]:
     """(name, bytes) of each member of a System V / GNU ar archive (e.g. libc.a)."""
     data = path.read_bytes()

@@ -2,6 +2,7 @@
 file and the fact that was wrong."""
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -90,3 +91,31 @@ def runs(cmd: list[str], expected: str, *, where: str, timeout: float = 120, std
         raise GateError(f"printed {r.stdout!r} (exit {r.returncode}), expected {expected!r}"
                         + (f"; stderr: {r.stderr.strip()[:300]}" if r.stderr.strip() else ""), where=where)
     return r.stdout
+
+
+def static_host_programs(prefix: Path, machine: str, elf_class: int, *, skip: Path) -> int:
+    """Every ELF file under prefix (but `skip`, the target's sysroot) for the host's machine
+    and class is static: no PT_INTERP, no DT_NEEDED. Returns how many were checked; the
+    error names every one that is not."""
+    checked, dynamic = 0, []
+    for top, dirs, files in os.walk(prefix):
+        dirs[:] = [d for d in dirs if Path(top, d) != skip]
+        for name in files:
+            path = Path(top, name)
+            if path.is_symlink() or not path.is_file():
+                continue
+            with open(path, "rb") as f:
+                if f.read(4) != b"\x7fELF":
+                    continue
+            fa = elf.facts(path)
+            if fa.machine != machine or fa.elf_class != elf_class or fa.e_type == "ET_REL":
+                continue
+            checked += 1
+            if fa.linkage == "dynamic":
+                dynamic.append(f"{path.relative_to(prefix)} ({fa.interpreter or 'DT_NEEDED ' + ', '.join(fa.needed)})")
+    if dynamic:
+        raise GateError(f"{len(dynamic)} host programs are not static: " + ", ".join(dynamic[:20]),
+                        where=str(prefix), fix="build them with the stage-0 compiler's -static --static")
+    if not checked:
+        raise GateError(f"no {machine} programs found to check", where=str(prefix))
+    return checked

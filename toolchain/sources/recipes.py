@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -272,9 +272,30 @@ class Target:
 
 
 @dataclass(frozen=True)
+class Host:
+    """A row of `hosts:` in recipes/targets.yaml: where a toolchain's own programs (gcc, cc1,
+    as, ld) run other than the build machine with its libc: they are compiled, static, by
+    our own toolchain for `stage0`, built first by the same task graph."""
+
+    name: str
+    stage0: Target
+    doc: str = ""
+    where: str = ""
+
+
+@dataclass(frozen=True)
 class Recipes:
     packages: dict[str, Package]
     targets: dict[str, Target]
+    hosts: dict[str, Host] = field(default_factory=dict)
+
+    def builds(self) -> dict[str, tuple[Target, Host | None]]:
+        """Every toolchain the tasks can build, by name: `<target>` with programs for the
+        build machine, and `<target>@<host>` for each host."""
+        found: dict[str, tuple[Target, Host | None]] = {name: (t, None) for name, t in self.targets.items()}
+        for host in self.hosts.values():
+            found.update({f"{name}@{host.name}": (t, host) for name, t in self.targets.items()})
+        return found
 
     def select(self, overrides: dict[str, str] | None = None) -> dict[str, Version]:
         """The version of every package: the recipe's default unless overridden."""
@@ -563,10 +584,27 @@ def load_package(path: Path, patches_dir: Path | None = None) -> Package:
 FLOAT_ABIS = ("hard", "soft", "single", "double", "quad")
 
 
+def load_hosts(path: Path, targets: dict[str, Target]) -> dict[str, Host]:
+    c = _Checker(path)
+    doc = _read_yaml(path)
+    hosts = {}
+    for name, body in (doc.get("hosts") or {}).items():
+        c.fields(body, f"host {name}", {"stage0": str}, {"doc": str})
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", str(name)) or name == "build":
+            raise RecipeError(f"host name {name!r} is not a lowercase word other than 'build'",
+                              where=c.where(body), fix="name it like portable or portable-aarch64")
+        if body["stage0"] not in targets:
+            raise RecipeError(f"host {name}: stage0 {body['stage0']!r} is not a target", where=c.where(body, "stage0"),
+                              fix="name the target whose toolchain compiles this host's programs: "
+                                  + ", ".join(targets))
+        hosts[name] = Host(name, targets[body["stage0"]], body.get("doc") or "", c.where(body))
+    return hosts
+
+
 def load_targets(path: Path) -> dict[str, Target]:
     c = _Checker(path)
     doc = _read_yaml(path)
-    c.fields(doc, "targets file", {"targets": dict})
+    c.fields(doc, "targets file", {"targets": dict}, {"hosts": dict})
     targets = {}
     for name, body in doc["targets"].items():
         c.fields(body, f"target {name}",
@@ -630,4 +668,5 @@ def load(recipes_dir: Path = RECIPES_DIR) -> Recipes:
         if extra.stem not in PACKAGES and extra.name != "targets.yaml":
             raise RecipeError(f"{_rel(extra)} is not a known package recipe", where=_rel(extra),
                               fix="packages: " + ", ".join(PACKAGES))
-    return Recipes(packages, load_targets(recipes_dir / "targets.yaml"))
+    targets = load_targets(recipes_dir / "targets.yaml")
+    return Recipes(packages, targets, load_hosts(recipes_dir / "targets.yaml", targets))

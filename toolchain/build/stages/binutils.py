@@ -11,17 +11,21 @@ from ..stage import Stage
 FLAGS = ["--disable-nls", "--disable-werror", "--disable-multilib", "--disable-gprofng",
          "--disable-gdb", "--disable-gdbserver", "--disable-sim", "--disable-readline",
          "--enable-deterministic-archives"]
+# static programs cannot dlopen (musl's static dlopen fails), so no plugin support; and no
+# optional libraries the build machine may have (pkg-config would find its own)
+STATIC_FLAGS = ["--disable-plugins", "--without-zstd", "--without-debuginfod", "--without-msgpack"]
 # MAKEINFO=true: Debian's binutils repack has no prebuilt manuals; we install none
 MAKE_VARS = ["MAKEINFO=true"]
 
 
 def configure_flags(b: Build) -> list[str]:
-    return [f"--target={b.triple}", "--prefix=", f"--with-sysroot=/{b.triple}", *FLAGS]
+    return [f"--target={b.triple}", "--prefix=", f"--with-sysroot=/{b.triple}", *FLAGS,
+            *(STATIC_FLAGS if b.stage0 else [])]
 
 
 def run(b: Build, st: Status) -> None:
     obj = clean_dir(b.work / "obj-binutils")
-    sh = b.steps("binutils", st)
+    sh = b.steps("binutils", st, b.host_env())
     sh.run([b.configure(b.src("binutils"), obj), *configure_flags(b)], cwd=obj, step="configure")
     sh.run(b.make(*MAKE_VARS), cwd=obj, step="make")
     sh.run(["make", *MAKE_VARS, f"DESTDIR={b.prefix}", "install"], cwd=obj, step="install")
@@ -41,6 +45,6 @@ def run(b: Build, st: Status) -> None:
 
 STAGES = (
     Stage("binutils", "binutils for the target, installed into its prefix", run,
-          reads=("binutils",), config=lambda b: {"configure": configure_flags(b), "make": MAKE_VARS},
+          reads=("binutils",), config=lambda b: {"configure": configure_flags(b), "make": MAKE_VARS, "host": b.host_compiler()},
           makes="`out/toolchains/<arch>/bin`"),
 )

@@ -20,12 +20,18 @@ FLAGS = ["--with-native-system-header-dir=/include",
          "--enable-default-pie",
          "--enable-libstdcxx-time=rt", "--disable-gnu-indirect-function",
          "--with-pkgversion=musl-toolchain"]
+# Static programs load no plugins: no gcc plugins, and no LTO plugin for ld (gcc's configure
+# sets HAVE_LTO_PLUGIN when liblto_plugin was built, and the driver then hands it to ld on
+# every link, gcc-ar to ar). Without it -flto makes fat objects and links through collect2
+# and lto-wrapper. zstd (LTO compression) only from our sysroot, which has none.
+STATIC_FLAGS = ["--disable-plugin", "--disable-lto-plugin", "--without-zstd"]
 
 
 def configure_flags(b: Build) -> list[str]:
     langs = ",".join(b.settings.languages)
     return [f"--target={b.triple}", "--prefix=", f"--with-sysroot=/{b.triple}", FLAGS[0],
-            f"--enable-languages={langs}", *FLAGS[1:], *b.target.gcc_configure]
+            f"--enable-languages={langs}", *FLAGS[1:], *b.target.gcc_configure,
+            *(STATIC_FLAGS if b.stage0 else [])]
 
 
 def make_vars(b: Build) -> list[str]:
@@ -56,7 +62,7 @@ def shadow_source(b: Build) -> Path:
 
 
 def run_core(b: Build, st: Status) -> None:
-    sh = b.steps("gcc_core", st)
+    sh = b.steps("gcc_core", st, b.host_env())
     shadow = shadow_source(b)
     obj = clean_dir(obj_dir(b))
     (b.sysroot / "include").mkdir(parents=True, exist_ok=True)
@@ -76,7 +82,7 @@ def run_core(b: Build, st: Status) -> None:
 def run_rest(b: Build, st: Status) -> None:
     """The rest of gcc (libgcc with libgcc_eh and libgcc_s, libstdc++, ...), from clean target
     library folders now that musl exists; then the static libgcc archives into the sysroot."""
-    sh = b.steps("gcc", st)
+    sh = b.steps("gcc", st, b.host_env())
     obj = obj_dir(b)
     shutil.rmtree(obj / b.triple, ignore_errors=True)
     # all-host all-target and install-host install-target are what `all` and `install` run, but
@@ -95,7 +101,7 @@ def run_rest(b: Build, st: Status) -> None:
 
 def config(b: Build) -> dict:
     """The same values for the stages of the one build tree."""
-    return {"configure": configure_flags(b), "make": make_vars(b)}
+    return {"configure": configure_flags(b), "make": make_vars(b), "host": b.host_compiler()}
 
 
 CORE = Stage("gcc_core", "gcc's compiler proper (make all-gcc), gmp/mpfr/mpc built in-tree", run_core,

@@ -1,7 +1,9 @@
 """C and C++ hello-worlds linked -static and -static-pie: static ELF facts, and they run."""
 from __future__ import annotations
 
-from ...checks import gates
+from pathlib import Path
+
+from ...checks import elf, gates
 from ..context import Build
 from ..runner import Status, clean_dir
 from ...sources.recipes import Target
@@ -24,6 +26,15 @@ int main() {
 }
 """
 KINDS = ("static", "static-pie")
+# link-time optimisation across two C files and a C++ one, linked -static: through ld's LTO
+# plugin, or without it (a static ld loads no plugin) through collect2 and lto-wrapper
+LTO_SOURCES = {
+    "lto_twice.c": "int twice(int x) { return 2 * x; }\n",
+    "lto_answer.c": "int twice(int);\nint answer(void) { return twice(21); }\n",
+    "lto_main.cc": '#include <cstdio>\nextern "C" int answer(void);\n'
+                   'int main() { std::printf("LTO says %d\\n", answer()); return 0; }\n',
+}
+LTO_FLAGS = ["-flto", "-O2"]
 
 
 def abi_source(target: Target) -> str:
@@ -59,11 +70,30 @@ def run(b: Build, st: Status) -> None:
                    step=f"{compiler} -{kind}")
             gates.static_executable(exe, b.target, kind=kind)
             gates.runs([*b.runner, str(exe)], greeting, where=str(exe))
+    if "c++" in b.settings.languages:
+        lto(b, sh, test)
+
+
+def lto(b: Build, sh, test: Path) -> None:
+    """-flto objects (GIMPLE inside, checked) linked -static into a program that runs."""
+    objects = []
+    for name, text in LTO_SOURCES.items():
+        (test / name).write_text(text)
+        obj = f"{name}.o"
+        sh.run([b.tool("g++" if name.endswith(".cc") else "gcc"), *LTO_FLAGS, "-c", name, "-o", obj],
+               cwd=test, step="-flto compile")
+        if not elf.has_lto(test / obj):
+            raise gates.GateError("has no .gnu.lto_ sections: -flto did not take effect", where=str(test / obj))
+        objects.append(obj)
+    sh.run([b.tool("g++"), *LTO_FLAGS, "-static", *objects, "-o", "lto"], cwd=test, step="-flto link")
+    gates.static_executable(test / "lto", b.target, kind="static")
+    gates.runs([*b.runner, str(test / "lto")], "LTO says 42\n", where=str(test / "lto"))
 
 
 STAGES = (
-    Stage("hello", "C and C++ hello-worlds, -static and -static-pie: static ELF gates, run under qemu",
+    Stage("hello", "C and C++ hello-worlds, -static and -static-pie, and -flto: static ELF gates, run under qemu",
           run, after=("gcc",),
           config=lambda b: {"programs": [HELLO_C, HELLO_CXX, abi_source(b.target), programs(b), KINDS],
+                            "lto": [LTO_SOURCES, LTO_FLAGS],
                             "runner": b.runner}),
 )

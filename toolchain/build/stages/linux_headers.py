@@ -98,7 +98,7 @@ def run(b: Build, st: Status) -> None:
         if not (include / needed).is_file():
             raise gates.GateError(f"{needed} was not installed", where=str(include),
                                   fix="read the log: make headers did not produce it")
-    print(f"[{b.target.name}] linux_headers: {copied} headers of Linux {b.versions['linux'].version} "
+    print(f"[{b.name}] linux_headers: {copied} headers of Linux {b.versions['linux'].version} "
           f"(ARCH={b.target.kernel_arch})", flush=True)
 
 

@@ -2,6 +2,7 @@
 libgcc of gcc's build tree that musl links (built once musl's headers are in the sysroot)."""
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -53,6 +54,12 @@ def run(b: Build, st: Status) -> None:
     sh.run(b.make(f"LIBCC={libcc(b)}"), cwd=obj, step="make musl")
     sh.run(["make", f"DESTDIR={b.sysroot}", "install"], cwd=obj, step="install musl")
     lib = b.sysroot / "lib"
+    # musl links its dynamic loader to /lib/libc.so, right on the target system but outside
+    # the toolchain here: relative, it stays inside (and tar's safe extraction accepts it)
+    for loader in lib.glob("ld-musl-*.so.1"):
+        if loader.is_symlink() and os.readlink(loader) == "/lib/libc.so":
+            loader.unlink()
+            loader.symlink_to("libc.so")
     gates.target_archive(lib / "libc.a", b.target, at_least=1000)
     for crt in ("crt1.o", "crti.o", "crtn.o", "Scrt1.o", "rcrt1.o"):
         gates.target_object(lib / crt, b.target)

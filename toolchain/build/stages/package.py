@@ -11,7 +11,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from ...checks.gates import GateError
+from ...checks.gates import GateError, static_host_programs
 from ...sources.download import sha256_file
 from ...sources.store import fetch_stamp, patch_hashes, write_json
 from ..context import Build
@@ -56,7 +56,9 @@ def manifest(b: Build, report: dict) -> dict:
             "source": {"file": Path(record["source"]["path"]).name, "sha256": record["source"]["sha256"]},
             "patches": patch_hashes(version, record),
         }
-    return {"target": b.target.name, "triple": b.triple,
+    # a toolchain for the build machine keeps the manifest it always had (the same tarball)
+    host = {"host": {"name": b.host.name, "compiled_by": f"{b.stage0.triple}-gcc (stage 0), static"}} if b.host else {}
+    return {"target": b.target.name, "triple": b.triple, **host,
             "versions": {p: v.version for p, v in b.versions.items()},
             "inputs": inputs,
             "configure": {n: s["config"].get("configure", []) for n, s in sorted(report["stages"].items())}}
@@ -90,6 +92,11 @@ def leaked_paths(prefix: Path, needles: list[str]) -> list[str]:
         if hit:
             found.append(str(p.relative_to(prefix)))
     return found
+
+
+def absolute_symlinks(prefix: Path) -> list[str]:
+    """Symlinks under prefix with an absolute target: outside the toolchain wherever it is."""
+    return [str(p.relative_to(prefix)) for p in _walk(prefix) if p.is_symlink() and os.path.isabs(os.readlink(p))]
 
 
 def tarball(src: Path, dest: Path, arcname: str, mtime: int) -> int:
@@ -151,22 +158,34 @@ def shipped_man_pages(prefix: Path, triple: str, source: Path) -> list[str]:
     return changed
 
 
+def tarball_name(b: Build) -> str:
+    """<triple>-gcc<version>-musl<version>, and -<host> for a toolchain for another host."""
+    name = f"{b.triple}-gcc{b.versions['gcc'].version}-musl{b.versions['musl'].version}"
+    return f"{name}-{b.host.name}" if b.host else name
+
+
 def package(b: Build, report: dict) -> Path:
+    if b.stage0:       # a toolchain for another host: its programs must run without a libc there
+        checked = static_host_programs(b.prefix, b.stage0.target.elf_machine, b.stage0.target.elf_class,
+                                       skip=b.sysroot)
+        print(f"[{b.name}] {checked} host programs, all static")
     for change in shipped_man_pages(b.prefix, b.triple, b.src("binutils")):
-        print(f"[{b.target.name}] {change}")
+        print(f"[{b.name}] {change}")
     (b.prefix / ENV_FILE).write_text(ENV_TEMPLATE.format(triple=b.triple, up="."))
     data = manifest(b, report)
     write_json(b.prefix / MANIFEST, {**data, "files": f"{SUMS} (sha256 of every other file; sha256sum -c)"})
-    needles = [str(b.work), str(b.settings.out / "src"), str(b.prefix)]
+    outside = absolute_symlinks(b.prefix)
+    if outside:
+        raise GateError(f"{len(outside)} symlinks point outside the toolchain (absolute): " + ", ".join(outside[:20]),
+                        where=str(b.prefix), fix="make them relative in the stage that installs them")
+    needles = [str(b.work), str(b.settings.out / "src"), str(b.prefix), *([str(b.stage0.prefix)] if b.stage0 else [])]
     leaks = leaked_paths(b.prefix, needles)
     if leaks:
         raise GateError(f"{len(leaks)} files name a build folder ({', '.join(needles)}): "
                         + ", ".join(leaks[:20]), where=str(b.prefix),
                         fix="map or drop the path in the stage that installs these files")
     (b.prefix / SUMS).write_text(file_sums(b.prefix))
-    gcc = b.versions["gcc"].version
-    musl = b.versions["musl"].version
-    name = f"{b.triple}-gcc{gcc}-musl{musl}"
+    name = tarball_name(b)
     dest = b.settings.out / "dist" / f"{name}.tar.gz"
     entries = tarball(b.prefix, dest, name, source_date_epoch())
     write_json(dest.with_name(dest.name + ".manifest.json"), {**data, "tarball_sha256": sha256_file(dest),
@@ -187,7 +206,7 @@ def run(b: Build, st: Status) -> None:
         names = tar.getnames()
     if f"{names[0]}/bin/{b.triple}-gcc" not in names:
         raise GateError(f"has no bin/{b.triple}-gcc", where=str(dest))
-    print(f"[{b.target.name}] tarball {dest} ({dest.stat().st_size >> 20} MiB, {len(names)} entries)")
+    print(f"[{b.name}] tarball {dest} ({dest.stat().st_size >> 20} MiB, {len(names)} entries)")
 
 
 STAGES = (

@@ -250,10 +250,10 @@ def check_link_map(mapfile: Path, rb: RustBuild, unwind: str = "libunwind.a(") -
 
 def _no_rust(b) -> None:
     if not b.target.rust_target:
-        print(f"[{b.target.name}] Rust has no std for {b.triple} (no rust_target in recipes/targets.yaml): "
+        print(f"[{b.name}] Rust has no std for {b.triple} (no rust_target in recipes/targets.yaml): "
               "the toolchain is built and packaged without the Rust stages", flush=True)
         return
-    print(f"[{b.target.name}] no Rust toolchain with a {b.target.rust_target} std or the "
+    print(f"[{b.name}] no Rust toolchain with a {b.target.rust_target} std or the "
           "vendored Rust source to build one; the Rust stages are skipped (rustup target add "
           f"{b.target.rust_target}, or Debian's rustc-web cargo-web rust-web-src)", flush=True)
 
@@ -280,7 +280,7 @@ def stage_rust_std(b, st: Status) -> None:
     if rust.mode == "build-std":
         build_std(rb, st, b.log("rust_std"))
     else:
-        print(f"[{b.target.name}] rust_std: using the installed std of {rust.rustc} ({rust.version})")
+        print(f"[{b.name}] rust_std: using the installed std of {rust.rustc} ({rust.version})")
 
 
 def stage_rust(b, st: Status) -> None:
