@@ -3,6 +3,7 @@ passed; and what doit compares to decide whether a stage's stamp is still good."
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import importlib.util
 import inspect
@@ -50,6 +51,7 @@ def modules_run(stage: Stage) -> list[ModuleType]:
     return [seen[name] for name in sorted(seen)]
 
 
+@functools.lru_cache(maxsize=None)    # per stage, not per toolchain: the code is read once per run
 def code_hash(stage: Stage) -> str:
     """The text of everything the stage runs: an edit re-runs it (and what comes after)."""
     h = hashlib.sha256()
