@@ -167,3 +167,27 @@ def test_the_host_compiler_gets_an_allow_listed_environment(tmp_path, monkeypatc
     env = Build(Settings(out=tmp_path, distfiles=tmp_path), TARGETS["aarch64"], {}).env()
     assert not {"CPATH", "LIBRARY_PATH", "GCC_EXEC_PREFIX", "COMPILER_PATH", "CONFIG_SITE", "MAKEFLAGS"} & set(env)
     assert env["TMPDIR"] == str(tmp_path) and env["LC_ALL"] == "C" and env["PATH"].startswith(str(tmp_path))
+
+
+def test_a_portable_build_is_compiled_static_by_stage0_and_never_native(tmp_path):
+    from toolchain import settings
+    from toolchain.build.context import Build
+    from toolchain.build.stages import binutils, gcc
+    r = recipes.load()
+    s = settings.load({"out": str(tmp_path / "out"), "distfiles": str(tmp_path / "d")}, env={})
+    versions = r.select()
+    host = next(iter(r.hosts.values()))
+    for target in TARGETS.values():
+        plain, portable = Build(s, target, versions), Build(s, target, versions, host)
+        assert plain.host_compiler() == {} and plain.host_configure() == [] and plain.stage0 is None
+        assert portable.name == f"{target.name}@{host.name}" and portable.prefix != plain.prefix
+        cc = portable.host_compiler()["CC"].split()
+        assert cc == [str(s.out / "toolchains" / host.stage0.name / "bin" / f"{host.stage0.triple}-gcc"),
+                      "-static", "--static"]
+        for flags, static in ((binutils.configure_flags(portable), "--disable-plugins"),
+                              (gcc.configure_flags(portable), "--disable-lto-plugin")):
+            assert static in flags
+            build = next(f.split("=", 1)[1] for f in flags if f.startswith("--build="))
+            assert f"--host={build}" in flags and build != target.triple   # never a native build
+        assert "--disable-plugins" not in binutils.configure_flags(plain)
+        assert not any(f.startswith(("--build=", "--host=")) for f in gcc.configure_flags(plain))

@@ -130,6 +130,11 @@ class Build:
         """The environment that builds the toolchain's own programs (binutils, gcc)."""
         return {**self.env(), **self.host_compiler()}
 
+    def host_configure(self) -> list[str]:
+        """configure's --build and --host when stage 0 compiles the programs (the same machine:
+        no canadian cross), else nothing (configure guesses)."""
+        return [f"--build={machine.build_triple()}", f"--host={machine.build_triple()}"] if self.stage0 else []
+
     def host_compiler(self) -> dict[str, str]:
         """The compiler of the toolchain's own programs: the build machine's (configure finds
         gcc), or stage 0's, linking static. libtool drops a lone -static when linking

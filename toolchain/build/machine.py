@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import os
+import platform
 import sys
 from pathlib import Path
 
@@ -41,3 +42,10 @@ def runner(target: Target) -> list[str]:
     if runs_natively(target):
         return []
     return [qemu_program(target), *(["-cpu", target.qemu_cpu] if target.qemu_cpu else [])]
+
+
+def build_triple() -> str:
+    """The build machine as a GNU triple that never equals a target's, even one of the same
+    machine (x86_64-linux-musl): configure must not take a portable x86_64 toolchain for a
+    native one (unprefixed program names). crosstool-NG marks its build triple the same way."""
+    return f"{platform.machine()}-build_pc-linux-gnu"

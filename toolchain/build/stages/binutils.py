@@ -20,7 +20,7 @@ MAKE_VARS = ["MAKEINFO=true"]
 
 def configure_flags(b: Build) -> list[str]:
     return [f"--target={b.triple}", "--prefix=", f"--with-sysroot=/{b.triple}", *FLAGS,
-            *(STATIC_FLAGS if b.stage0 else [])]
+            *(STATIC_FLAGS if b.stage0 else []), *b.host_configure()]
 
 
 def run(b: Build, st: Status) -> None:

@@ -31,7 +31,7 @@ def configure_flags(b: Build) -> list[str]:
     langs = ",".join(b.settings.languages)
     return [f"--target={b.triple}", "--prefix=", f"--with-sysroot=/{b.triple}", FLAGS[0],
             f"--enable-languages={langs}", *FLAGS[1:], *b.target.gcc_configure,
-            *(STATIC_FLAGS if b.stage0 else [])]
+            *(STATIC_FLAGS if b.stage0 else []), *b.host_configure()]
 
 
 def make_vars(b: Build) -> list[str]:
