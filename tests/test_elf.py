@@ -112,6 +112,20 @@ def test_runs_gate_compares_output(tmp_path):
         gates.runs([str(exe)], "bye\n", where="hi")
 
 
+def test_runs_gate_finds_the_runner_in_our_path_not_the_programs(tmp_path, monkeypatch):
+    """A qemu put first in PATH (/opt/qemu-10/bin) is found even when the target program
+    itself gets a bare PATH=/usr/bin:/bin (the libedit gate does)."""
+    exe = cc(tmp_path, "hi", "-static", source='#include <stdio.h>\nint main(void){puts("hi");return 0;}\n')
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "fake-qemu").write_text('#!/bin/sh\nexec "$@"\n')
+    (tools / "fake-qemu").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}:{os.environ['PATH']}")
+    assert gates.runs(["fake-qemu", str(exe)], "hi\n", where="hi", env={"PATH": "/usr/bin:/bin"}) == "hi\n"
+    with pytest.raises(gates.GateError, match="cannot run no-such-qemu"):
+        gates.runs(["no-such-qemu", str(exe)], "hi\n", where="hi")
+
+
 def test_doctor_on_a_non_elf_file(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     r = doctor(tmp_path / "notes.txt")

@@ -295,7 +295,7 @@ def test_sigterm_stops_the_build_commands_too(tmp_path):
     make running on behind it (the commands run in their own process groups)."""
     script = ("import sys; from pathlib import Path; from toolchain import interrupt; "
               "from toolchain.build import runner; interrupt.install(); "
-              f"runner.run(['sh', '-c', 'sleep 300 & echo $! > pid; wait'], log=Path('log'), cwd=Path('{tmp_path}'))")
+              f"runner.run(['sh', '-c', 'sleep 300 & echo $! > pid; wait'], log=Path('{tmp_path}/log'), cwd=Path('{tmp_path}'))")
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stderr=subprocess.PIPE, text=True,
                             stdin=subprocess.DEVNULL)
     pid_file = tmp_path / "pid"

@@ -3,6 +3,7 @@ file and the fact that was wrong."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -80,8 +81,12 @@ def static_executable(path: Path, target: Target, *, kind: str = "") -> elf.Fact
 def runs(cmd: list[str], expected: str, *, where: str, timeout: float = 120, stdin: str | None = None,
          env: dict[str, str] | None = None) -> str:
     """Run a target program (natively or under qemu-user) and compare its output."""
+    # the program (qemu-user) is looked up in our PATH: `env` is the target program's own
+    # environment, often a bare PATH=/usr/bin:/bin that would miss a newer qemu put first
+    program = shutil.which(cmd[0]) or cmd[0]
     try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=stdin or "", env=env)
+        r = subprocess.run([program, *cmd[1:]], capture_output=True, text=True, timeout=timeout,
+                           input=stdin or "", env=env)
     except FileNotFoundError:
         raise GateError(f"cannot run {cmd[0]}", where=where,
                         fix="install qemu-user-static (./bootstrap does)") from None
