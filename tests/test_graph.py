@@ -12,7 +12,8 @@ import pytest
 from doit.loader import load_doit_config, load_tasks
 
 from conftest import make_tar, sha
-from toolchain.build import registry
+from toolchain.build import machine, registry
+from toolchain.tasks import Context, _builds
 from toolchain.sources import recipes, store
 
 REPO = Path(__file__).resolve().parent.parent
@@ -65,6 +66,20 @@ def test_loader_sees_families_and_target_subtasks(tmp_path, monkeypatch):
     assert reads(f"toolchain:{t}", "stamps/package.json")
     assert config["dep_file"].endswith(".doit-toolchain.db") and config["backend"] == "sqlite3"
     assert config["dep_file"].startswith(str(tmp_path / "out"))
+    # a toolchain for another machine (canadian on this x86_64 builder): its programs only,
+    # the target's files copied from its twin, which is finished first with stage 0
+    if machine.build_machine()[0] == "EM_X86_64":
+        c = "aarch64@portable-aarch64"
+        assert {f"target_files:{c}", f"binutils:{c}", f"gcc_core:{c}", f"gcc:{c}", f"package:{c}"} <= set(tasks)
+        assert not {f"musl:{c}", f"hello:{c}", f"linux_headers:{c}", f"ncurses:{c}"} & set(tasks)
+        assert reads(f"gcc:{c}", f"build/{c}/stamps/gcc_core.json")
+        assert reads(f"gcc_core:{c}", f"build/{c}/stamps/target_files.json")
+        assert reads(f"target_files:{c}", "build/aarch64/stamps/package.json")
+        assert reads(f"package:{c}", f"build/{c}/stamps/gcc.json")
+        assert not reads(f"package:{c}", f"build/{c}/stamps/hello.json")
+        # a portable build for this machine keeps every stage, and its own musl
+        assert reads(f"gcc:x86_64@portable", "build/x86_64@portable/stamps/musl.json")
+        assert "target_files:x86_64@portable" not in tasks
 
 
 def test_doit_list_shows_families(tmp_path):
@@ -76,8 +91,11 @@ def test_doit_list_shows_families(tmp_path):
                                                             "toolchain"}
     r = doit("list", "--all", f"out={tmp_path}/out")
     listed = {line.split()[0] for line in r.stdout.splitlines()}
-    assert {f"{family}:{t}" for family in [s.name for s in registry.STAGES] + ["sources", "toolchain"]
-            for t in recipes.load().builds()} <= listed
+    ctx = Context({"out": f"{tmp_path}/out"})
+    wanted = {f"{family}:{b.name}" for b in _builds(ctx)
+              for family in [s.name for s in registry.stages_of(b.kind)] + ["sources", "toolchain"]}
+    unwanted = {f"{s.name}:{b.name}" for b in _builds(ctx) for s in registry.STAGES} - wanted
+    assert wanted <= listed and not unwanted & listed and len(_builds(ctx)) == len(recipes.load().builds())
     assert any(name.startswith("toolchain:") and "@" in name for name in listed)    # a host's toolchains
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from toolchain import hosttools
 from toolchain.build import machine, registry
+from toolchain.build.context import CANADIAN, HERE
 from toolchain.sources import recipes
 from toolchain.cmdline import Request
 from toolchain.errors import ToolchainError
@@ -42,20 +43,32 @@ def test_needs_follow_the_stage_graph():
     assert needed() == {} and needed("settings") == {}
     assert needed("fetch:" + KEYS[0]) == {"fetch": {""}} and needed("download") == {"fetch": {""}}
     assert set(needed(f"sources:{t}")) == {"fetch", "source"}
-    for stage in registry.STAGES:
+    for stage in registry.stages_of(HERE):
         need = needed(f"{stage.name}:{t}")
         built = set(need) - {"fetch", "source"}
         assert stage.name in built and all(need[s] == {t} for s in built)
-        assert all(set(registry.BY_NAME[s].after) <= built for s in built)   # every stage before it, too
-        assert built == {stage.name} or stage.after                          # nothing more without `after`
+        assert all(set(registry.after(s, HERE)) <= built for s in built)   # every stage before it, too
+        assert built == {stage.name} or registry.after(stage.name, HERE)   # nothing more without `after`
         assert ("source" in need) == any(registry.BY_NAME[s].reads for s in built)
+    assert needed(f"target_files:{t}") == {}                   # not a stage of this kind of build
     whole = needed(f"toolchain:{t}")
-    assert set(whole) == {"fetch", "source"} | set(registry.BY_NAME)
-    first = registry.STAGES[0].name
+    assert set(whole) == {"fetch", "source"} | {s.name for s in registry.stages_of(HERE)}
+    first = registry.stages_of(HERE)[0].name
     assert whole[first] == {t}
     assert needed(first)[first] == set(TARGETS)          # a family alone: all its subtasks
     last = registry.STAGES[-1].name
     assert needed(f"toolchain:{t[0]}*")[last] == {n for n in TARGETS if n.startswith(t[0])}
+
+
+def test_a_canadian_build_needs_its_own_stages_and_the_toolchains_it_copies_from():
+    """x@other: the programs' stages for x@other, after stage 0's and the twin's whole
+    toolchains (HERE builds); no target-code stages of its own, so no qemu for it."""
+    c, s0, twin = "t@other", TARGETS[0], TARGETS[1]
+    need = hosttools.work(Request("run", (f"toolchain:{c}",)), [*TARGETS, c], KEYS,
+                          {c: [s0, twin]}, {c: CANADIAN})
+    assert {s for s, who in need.items() if c in who} == {s.name for s in registry.stages_of(CANADIAN)}
+    assert need["musl"] == {s0, twin} and need["hello"] == {s0, twin}
+    assert c not in need["musl"] and "target_files" in need
 
 
 def test_missing_programs_are_named_with_package_and_install_command(tmp_path, monkeypatch):

@@ -191,3 +191,33 @@ def test_a_portable_build_is_compiled_static_by_stage0_and_never_native(tmp_path
             assert f"--host={build}" in flags and build != target.triple   # never a native build
         assert "--disable-plugins" not in binutils.configure_flags(plain)
         assert not any(f.startswith(("--build=", "--host=")) for f in gcc.configure_flags(plain))
+
+
+def test_a_build_for_another_machine_is_a_canadian_cross_with_its_twins_tools(tmp_path):
+    """A host whose stage 0 does not run here (aarch64 on this x86_64): --host is stage 0's
+    triple, the build's own generators use the build machine's gcc, configure finds the
+    target's tools of the twin (they run here, ours would not), and the target's files are
+    the twin's (no musl, hello, ... of its own)."""
+    from toolchain import settings
+    from toolchain.build import machine, registry
+    from toolchain.build.context import CANADIAN, HERE, Build
+    from toolchain.build.stages import gcc
+    r = recipes.load()
+    s = settings.load({"out": str(tmp_path / "out"), "distfiles": str(tmp_path / "d")}, env={})
+    versions = r.select()
+    others = [h for h in r.hosts.values() if not machine.runs_natively(h.stage0)]
+    assert others, "targets.yaml has no host for another machine than this one"
+    host = others[0]
+    for target in TARGETS.values():
+        b = Build(s, target, versions, host)
+        assert b.kind == CANADIAN and b.twin.name == target.name and b.twin.host is None
+        assert [n.name for n in b.needs] == [host.stage0.name, target.name]
+        assert b.host_configure() == [f"--build={machine.build_triple()}", f"--host={host.stage0.triple}",
+                                      f"--program-prefix={target.triple}-"]
+        assert b.host_compiler()["CC_FOR_BUILD"] == "gcc" and host.stage0.triple in b.host_compiler()["CC"]
+        assert b.env()["PATH"].split(":")[0] == str(b.twin.prefix / "bin")
+        assert gcc.goals(b) == ("host",) and gcc.goals(b.twin) == ("host", "target")
+        assert {"musl", "hello", "libgcc_static"}.isdisjoint(s.name for s in registry.stages_of(b.kind))
+        assert registry.after("gcc", b.kind) == ("gcc_core",) and registry.after("gcc", HERE) == ("gcc_core", "musl")
+    portable = Build(s, target, versions, next(h for h in r.hosts.values() if machine.runs_natively(h.stage0)))
+    assert portable.kind == HERE and portable.needs == [portable.stage0]

@@ -14,7 +14,8 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from .build import machine, registry
+from .build import context, machine, registry
+from .build.context import HERE
 from .sources import store
 from .sources.recipes import version_key
 from .cmdline import Request, expand
@@ -60,30 +61,31 @@ MODULES = (
 
 
 def work(request: Request, targets: list[str], versions: list[str],
-         stage0: dict[str, str] | None = None) -> dict[str, set[str]]:
+         needs: dict[str, list[str]] | None = None, kinds: dict[str, str] | None = None) -> dict[str, set[str]]:
     """What the requested tasks will do: each stage (or "fetch", "source") -> the toolchains
-    (`targets`: their names; `stage0`: a toolchain -> the one that compiles its programs)."""
-    after = {s.name: s.after for s in registry.STAGES}
+    (`targets`: their names; `needs`: a toolchain -> those finished before it (stage 0, a
+    canadian build's twin); `kinds`: a toolchain -> its kind of build, HERE by default)."""
     reads = {s.name: s.reads for s in registry.STAGES}
     done: dict[str, set[str]] = {}
 
     def stage(name: str, target: str) -> None:
-        if target in done.setdefault(name, set()):
+        kind = (kinds or {}).get(target, HERE)
+        if kind not in registry.BY_NAME[name].builds or target in done.get(name, ()):
             return
-        done[name].add(target)
+        done.setdefault(name, set()).add(target)
         if reads[name]:
             done.setdefault("source", set()).add("")
             done.setdefault("fetch", set()).add("")
-        for dep in after[name]:
+        for dep in registry.after(name, kind):
             stage(dep, target)
-        if target in (stage0 or {}):
-            stage(registry.STAGES[-1].name, stage0[target])
+        for first in (needs or {}).get(target, []):
+            stage(registry.LAST, first)
 
     for family, sub in expand(request, targets, versions):
-        if family in after:
+        if family in reads:
             stage(family, sub)
         elif family == "toolchain":
-            stage(registry.STAGES[-1].name, sub)
+            stage(registry.LAST, sub)
         elif family in ("source", "sources"):
             done.setdefault("source", set()).add("")
             done.setdefault("fetch", set()).add("")
@@ -163,8 +165,9 @@ def check_request(request: Request, ctx) -> list[str]:
         return []
     s = ctx.settings
     builds = ctx.recipes.builds()
+    made = {n: context.Build(s, t, ctx.versions, h) for n, (t, h) in builds.items()}
     needed = work(request, list(builds), [v.key for v in ctx.versions.values()],
-                  {n: h.stage0.name for n, (_, h) in builds.items() if h})
+                  {n: [x.name for x in b.needs] for n, b in made.items()}, {n: b.kind for n, b in made.items()})
     # whether Debian's archive may be asked matters only without apt-get: no hashing otherwise
     apt = s.debian and not s.offline and shutil.which("apt-get") is None \
         and not all(store.fetch_is_current(s, v) for v in ctx.versions.values())

@@ -107,12 +107,14 @@ def _builds(ctx: Context) -> list[context.Build]:
 def stage_tasks(ctx: Context, name: str):
     """One build stage, a subtask per toolchain."""
     stage = registry.BY_NAME[name]
-    last = registry.STAGES[-1].name
     for b in _builds(ctx):
+        if b.kind not in stage.builds:
+            continue
+        after = registry.after(name, b.kind)
         deps = [str(store.tree_path(ctx.settings, ctx.versions[p]) / store.MARKER) for p in stage.reads]
-        deps += [str(b.stamp(before)) for before in stage.after]
-        if b.stage0 and not stage.after:     # the whole stage-0 toolchain, gates passed, comes first
-            deps.append(str(b.stage0.stamp(last)))
+        deps += [str(b.stamp(before)) for before in after]
+        if not after:     # the toolchains it needs (stage 0, a canadian's twin), gates passed, come first
+            deps += [str(n.stamp(registry.LAST)) for n in b.needs]
         yield {
             "name": b.name,
             "doc": f"{name} stage for {b.triple}" + (f" ({b.host.doc})" if b.host else ""),
@@ -142,7 +144,7 @@ def sources_tasks(ctx: Context):
 
 
 def toolchain_tasks(ctx: Context):
-    last = registry.STAGES[-1].name
+    last = registry.LAST
     for b in _builds(ctx):
         yield {
             "name": b.name,

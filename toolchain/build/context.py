@@ -18,6 +18,13 @@ HOST_FLAGS = "-g0 -O2"   # the toolchain's own programs: no debug info (much fas
 # installed with DESTDIR), configure scripts are called by relative paths, and compilers map
 # the output folder to this fixed name in debug info and __FILE__.
 MAPPED_OUT = "/musl-toolchain"
+# The kinds of builds a stage takes part in (Build.kind): HERE, the toolchain's programs run
+# on the build machine (for it, or static ones for its kind of machine: stage 0 compiles
+# them), so the stages build and run target code with them; CANADIAN, they are for another
+# machine (a canadian cross): only the programs are built, and the target's files come from
+# the same target's toolchain for the build machine.
+HERE = "here"
+CANADIAN = "canadian"
 
 
 @dataclass
@@ -52,6 +59,23 @@ class Build:
         """The toolchain (for the build machine) that compiles this one's programs, if not the
         build machine's gcc."""
         return Build(self.settings, self.host.stage0, self.versions) if self.host else None
+
+    @property
+    def kind(self) -> str:
+        """HERE or CANADIAN (stage.py): whether the toolchain's programs run on this machine."""
+        s0 = self.stage0
+        return CANADIAN if s0 is not None and not machine.runs_natively(s0.target) else HERE
+
+    @property
+    def twin(self) -> Build:
+        """The same target's toolchain for the build machine: a canadian build takes the
+        target's files (sysroot, libgcc, libstdc++, Rust's std) from it, and runs its tools."""
+        return Build(self.settings, self.target, self.versions)
+
+    @property
+    def needs(self) -> list[Build]:
+        """The toolchains finished before this one's first stage."""
+        return [self.stage0, *([self.twin] if self.kind == CANADIAN else [])] if self.stage0 else []
 
     @property
     def triple(self) -> str:
@@ -122,7 +146,9 @@ class Build:
         # no prefix map for the host programs: built with -g0 they hold no build path (the
         # package stage's leak gate checks), and gcc hashes its link flags into cc1's PCH
         # checksum, so a map naming the output folder would make cc1 differ between folders
-        env.update(PATH=f"{self.prefix / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}", LC_ALL="C",
+        # the target's tools that run here: our own, or in a canadian build the twin's
+        tools = (self.twin if self.kind == CANADIAN else self).prefix / "bin"
+        env.update(PATH=f"{tools}:{env.get('PATH', '/usr/bin:/bin')}", LC_ALL="C",
                    CFLAGS=HOST_FLAGS, CXXFLAGS=HOST_FLAGS)
         return env
 
@@ -131,9 +157,15 @@ class Build:
         return {**self.env(), **self.host_compiler()}
 
     def host_configure(self) -> list[str]:
-        """configure's --build and --host when stage 0 compiles the programs (the same machine:
-        no canadian cross), else nothing (configure guesses)."""
-        return [f"--build={machine.build_triple()}", f"--host={machine.build_triple()}"] if self.stage0 else []
+        """configure's --build and --host when stage 0 compiles the programs: the build triple
+        twice for this kind of machine, stage 0's triple as host in a canadian cross; else
+        nothing (configure guesses)."""
+        if self.stage0 is None:
+            return []
+        if self.kind == CANADIAN:   # prefixed names even where host = target (aarch64 on aarch64)
+            return [f"--build={machine.build_triple()}", f"--host={self.stage0.triple}",
+                    f"--program-prefix={self.triple}-"]
+        return [f"--build={machine.build_triple()}", f"--host={machine.build_triple()}"]
 
     def host_compiler(self) -> dict[str, str]:
         """The compiler of the toolchain's own programs: the build machine's (configure finds
@@ -143,8 +175,11 @@ class Build:
         s0 = self.stage0
         if s0 is None:
             return {}
+        # the programs that run while building (gcc's generators, build-fixincludes) need the
+        # build machine's compiler when the toolchain's own programs do not run here
+        for_build = dict(CC_FOR_BUILD="gcc", CXX_FOR_BUILD="g++") if self.kind == CANADIAN else {}
         return dict(CC=f"{s0.tool('gcc')} -static --static", CXX=f"{s0.tool('g++')} -static --static",
-                    AR=s0.tool("ar"), RANLIB=s0.tool("ranlib"), LDFLAGS="-s")
+                    AR=s0.tool("ar"), RANLIB=s0.tool("ranlib"), LDFLAGS="-s", **for_build)
 
     def steps(self, stage: str, status: Status, env: dict[str, str] | None = None) -> Steps:
         """The runner of a stage's commands, with the host environment unless told otherwise."""

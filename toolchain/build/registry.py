@@ -9,9 +9,10 @@ all derived from this tuple."""
 from __future__ import annotations
 
 from .stage import Stage
-from .stages import binutils, gcc, hello, libedit, linux_headers, musl, ncurses, package, rust
+from .stages import binutils, gcc, hello, libedit, linux_headers, musl, ncurses, package, rust, target_files
 
 STAGES: tuple[Stage, ...] = (
+    *target_files.STAGES,  # canadian builds only: the target's files from the twin
     linux_headers.INSTALL,
     *binutils.STAGES,
     gcc.CORE,
@@ -25,3 +26,16 @@ STAGES: tuple[Stage, ...] = (
     *package.STAGES,
 )
 BY_NAME = {s.name: s for s in STAGES}
+LAST = STAGES[-1].name   # the package: every kind of build ends with it
+
+
+def stages_of(kind: str) -> tuple[Stage, ...]:
+    """The stages of one kind of build (context.HERE, context.CANADIAN), in order."""
+    return tuple(s for s in STAGES if kind in s.builds)
+
+
+def after(name: str, kind: str) -> tuple[str, ...]:
+    """The stages that come before `name` in that kind of build: its `after`, less those the
+    kind has not (a canadian build has no musl stage: its gcc comes after gcc_core)."""
+    present = {s.name for s in stages_of(kind)}
+    return tuple(a for a in BY_NAME[name].after if a in present)

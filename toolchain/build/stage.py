@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from .context import Build
+from .context import CANADIAN, HERE, Build  # noqa: F401 (the kinds, for stage modules)
 from .runner import Status
 
 
@@ -25,3 +25,4 @@ class Stage:
     probe: Callable[[Build], dict] | None = None
     makes: str = ""          # what it leaves behind, for the README's task table
     quick_repro: bool = False  # re-run by `repro --from`: cheap, and installs after gcc's stages
+    builds: tuple[str, ...] = (HERE,)   # the kinds of builds it is part of (see HERE, CANADIAN)

@@ -98,11 +98,13 @@ def runs(cmd: list[str], expected: str, *, where: str, timeout: float = 120, std
     return r.stdout
 
 
-def static_host_programs(prefix: Path, machine: str, elf_class: int, *, skip: Path) -> int:
+def static_host_programs(prefix: Path, machine: str, elf_class: int, *, skip: Path,
+                         programs: tuple[str, ...] = ("bin", "libexec")) -> int:
     """Every ELF file under prefix (but `skip`, the target's sysroot) for the host's machine
-    and class is static: no PT_INTERP, no DT_NEEDED. Returns how many were checked; the
-    error names every one that is not."""
-    checked, dynamic = 0, []
+    and class is static: no PT_INTERP, no DT_NEEDED; and every ELF file in the `programs`
+    folders is for the host (not, say, a program for the build machine in a toolchain for
+    another). Returns how many were checked; the error names every file that fails."""
+    checked, dynamic, foreign = 0, [], []
     for top, dirs, files in os.walk(prefix):
         dirs[:] = [d for d in dirs if Path(top, d) != skip]
         for name in files:
@@ -114,10 +116,16 @@ def static_host_programs(prefix: Path, machine: str, elf_class: int, *, skip: Pa
                     continue
             fa = elf.facts(path)
             if fa.machine != machine or fa.elf_class != elf_class or fa.e_type == "ET_REL":
+                if path.relative_to(prefix).parts[0] in programs:
+                    foreign.append(f"{path.relative_to(prefix)} ({fa.machine}, ELF{fa.elf_class}, {fa.e_type})")
                 continue
             checked += 1
             if fa.linkage == "dynamic":
                 dynamic.append(f"{path.relative_to(prefix)} ({fa.interpreter or 'DT_NEEDED ' + ', '.join(fa.needed)})")
+    if foreign:
+        raise GateError(f"{len(foreign)} files among the programs are not for {machine} ELF{elf_class}: "
+                        + ", ".join(foreign[:20]), where=str(prefix),
+                        fix="install only programs compiled by the stage-0 compiler there")
     if dynamic:
         raise GateError(f"{len(dynamic)} host programs are not static: " + ", ".join(dynamic[:20]),
                         where=str(prefix), fix="build them with the stage-0 compiler's -static --static")

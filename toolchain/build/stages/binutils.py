@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 from ...checks import gates
 from ..context import Build
 from ..runner import Status, clean_dir
-from ..stage import Stage
+from ..stage import CANADIAN, HERE, Stage
 
 FLAGS = ["--disable-nls", "--disable-werror", "--disable-multilib", "--disable-gprofng",
          "--disable-gdb", "--disable-gdbserver", "--disable-sim", "--disable-readline",
@@ -29,6 +30,10 @@ def run(b: Build, st: Status) -> None:
     sh.run([b.configure(b.src("binutils"), obj), *configure_flags(b)], cwd=obj, step="configure")
     sh.run(b.make(*MAKE_VARS), cwd=obj, step="make")
     sh.run(["make", *MAKE_VARS, f"DESTDIR={b.prefix}", "install"], cwd=obj, step="install")
+    if b.kind == CANADIAN:     # they run on the other machine only: static programs for it
+        for tool in ("as", "ld", "ar", "objcopy", "strip"):
+            gates.static_executable(Path(b.tool(tool)), b.stage0.target, kind="static")
+        return
     # gate: the tools run, report the target, and assemble an object for it
     for tool in ("as", "ld", "ar", "objcopy", "strip"):
         out = subprocess.run([b.tool(tool), "--version"], capture_output=True, text=True).stdout
@@ -46,5 +51,5 @@ def run(b: Build, st: Status) -> None:
 STAGES = (
     Stage("binutils", "binutils for the target, installed into its prefix", run,
           reads=("binutils",), config=lambda b: {"configure": configure_flags(b), "make": MAKE_VARS, "host": b.host_compiler()},
-          makes="`out/toolchains/<arch>/bin`"),
+          makes="`out/toolchains/<arch>/bin`", builds=(HERE, CANADIAN)),
 )

@@ -10,7 +10,7 @@ from pathlib import Path
 from ...checks import gates
 from ..context import Build
 from ..runner import Status, clean_dir
-from ..stage import Stage
+from ..stage import CANADIAN, HERE, Stage
 
 FLAGS = ["--with-native-system-header-dir=/include",
          "--disable-nls", "--disable-multilib", "--disable-bootstrap", "--disable-werror",
@@ -70,6 +70,10 @@ def run_core(b: Build, st: Status) -> None:
     sh.run([b.configure(shadow, obj), *configure_flags(b)], cwd=obj, step="configure")
     sh.run(b.make(*make_vars(b), "all-gcc"), cwd=obj, step="make all-gcc")
     sh.run(["make", *make_vars(b), f"DESTDIR={b.prefix}", "install-gcc"], cwd=obj, step="install-gcc")
+    if b.kind == CANADIAN:     # they run on the other machine only: static programs for it
+        for program in (b.tool("gcc"), *sorted(str(p) for p in (b.prefix / "libexec").rglob("cc1*"))):
+            gates.static_executable(Path(program), b.stage0.target, kind="static")
+        return
     machine = subprocess.run([b.tool("gcc"), "-dumpmachine"], capture_output=True, text=True).stdout.strip()
     if machine != b.triple:
         raise gates.GateError(f"-dumpmachine says {machine!r}, expected {b.triple}", where=b.tool("gcc"))
@@ -77,6 +81,12 @@ def run_core(b: Build, st: Status) -> None:
     (test / "t.c").write_text("int answer(void) { return 42; }\n")
     sh.run([b.tool("gcc"), "-c", "t.c", "-o", "t.o"], cwd=test, step="gate")
     gates.target_object(test / "t.o", b.target)
+
+
+def goals(b: Build) -> tuple[str, ...]:
+    """What the rest of the build tree makes: the host parts (c++tools, fixincludes), and the
+    target libraries, which a canadian build has from its twin (target_files) instead."""
+    return ("host",) if b.kind == CANADIAN else ("host", "target")
 
 
 def run_rest(b: Build, st: Status) -> None:
@@ -87,10 +97,12 @@ def run_rest(b: Build, st: Status) -> None:
     shutil.rmtree(obj / b.triple, ignore_errors=True)
     # all-host all-target and install-host install-target are what `all` and `install` run, but
     # through a recursive make that would drop our make variables (MAKEOVERRIDES=)
-    sh.run(b.make(*make_vars(b), "all-host", "all-target"), cwd=obj, step="make (target libraries)")
-    sh.run(["make", *make_vars(b), f"DESTDIR={b.prefix}", "installdirs", "install-host", "install-target"],
+    sh.run(b.make(*make_vars(b), *(f"all-{g}" for g in goals(b))), cwd=obj, step="make (the rest)")
+    sh.run(["make", *make_vars(b), f"DESTDIR={b.prefix}", "installdirs", *(f"install-{g}" for g in goals(b))],
            cwd=obj, step="install")
     b.remove_libtool_archives()
+    if b.kind == CANADIAN:
+        return
     libgcc = Path(sh.run([b.tool("gcc"), "-print-libgcc-file-name"], cwd=obj, capture=True).strip())
     for name in ("libgcc.a", "libgcc_eh.a"):
         src = libgcc.parent / name
@@ -101,13 +113,13 @@ def run_rest(b: Build, st: Status) -> None:
 
 def config(b: Build) -> dict:
     """The same values for the stages of the one build tree."""
-    return {"configure": configure_flags(b), "make": make_vars(b), "host": b.host_compiler()}
+    return {"configure": configure_flags(b), "make": make_vars(b), "host": b.host_compiler(), "goals": goals(b)}
 
 
 CORE = Stage("gcc_core", "gcc's compiler proper (make all-gcc), gmp/mpfr/mpc built in-tree", run_core,
-             reads=("gcc", "gmp", "mpfr", "mpc"), after=("binutils", "linux_headers"), config=config,
-             makes="the compiler driver and cc1")
+             reads=("gcc", "gmp", "mpfr", "mpc"), after=("binutils", "linux_headers", "target_files"),
+             config=config, makes="the compiler driver and cc1", builds=(HERE, CANADIAN))
 REST = Stage("gcc", "the rest of gcc: libgcc (with libgcc_eh), libstdc++; static libgcc into the sysroot",
-             run_rest, after=("musl",), config=config,
-             makes="C and C++ compilers; the static libgcc archives in the sysroot's lib")
+             run_rest, after=("gcc_core", "musl"), config=config,
+             makes="C and C++ compilers; the static libgcc archives in the sysroot's lib", builds=(HERE, CANADIAN))
 STAGES = (CORE, REST)   # musl's stages come between the two

@@ -17,7 +17,7 @@ from ...sources.store import fetch_stamp, patch_hashes, write_json
 from ..context import Build
 from ..report import write_report
 from ..runner import Status
-from ..stage import Stage
+from ..stage import CANADIAN, HERE, Stage
 from .envfile import LOCATE, LOCATE_END
 
 MANIFEST = "musl-toolchain.json"
@@ -57,7 +57,9 @@ def manifest(b: Build, report: dict) -> dict:
             "patches": patch_hashes(version, record),
         }
     # a toolchain for the build machine keeps the manifest it always had (the same tarball)
-    host = {"host": {"name": b.host.name, "compiled_by": f"{b.stage0.triple}-gcc (stage 0), static"}} if b.host else {}
+    host = {"host": {"name": b.host.name, "compiled_by": f"{b.stage0.triple}-gcc (stage 0), static",
+                     **({"target_files_from": f"toolchain:{b.twin.name}"} if b.kind == CANADIAN else {})}} \
+        if b.host else {}
     return {"target": b.target.name, "triple": b.triple, **host,
             "versions": {p: v.version for p, v in b.versions.items()},
             "inputs": inputs,
@@ -178,7 +180,7 @@ def package(b: Build, report: dict) -> Path:
     if outside:
         raise GateError(f"{len(outside)} symlinks point outside the toolchain (absolute): " + ", ".join(outside[:20]),
                         where=str(b.prefix), fix="make them relative in the stage that installs them")
-    needles = [str(b.work), str(b.settings.out / "src"), str(b.prefix), *([str(b.stage0.prefix)] if b.stage0 else [])]
+    needles = [str(b.work), str(b.settings.out / "src"), str(b.prefix), *(str(n.prefix) for n in b.needs)]
     leaks = leaked_paths(b.prefix, needles)
     if leaks:
         raise GateError(f"{len(leaks)} files name a build folder ({', '.join(needles)}): "
@@ -211,7 +213,7 @@ def run(b: Build, st: Status) -> None:
 
 STAGES = (
     Stage("package", "env file, manifest and tarball of the target's toolchain", run,
-          reads=("binutils",), after=("hello", "linux_headers_gate", "libedit", "rust_obj"),
+          reads=("binutils",), after=("gcc", "hello", "linux_headers_gate", "libedit", "rust_obj"),
           config=lambda b: {"mtime": source_date_epoch()},
-          makes="`out/dist/`", quick_repro=True),
+          makes="`out/dist/`", quick_repro=True, builds=(HERE, CANADIAN)),
 )
