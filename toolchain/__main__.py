@@ -1,4 +1,4 @@
-"""Command line: `python -m toolchain doctor FILE...` and `python -m toolchain repro ...`.
+"""Command line: `python -m toolchain doctor FILE...`, `repro ...` and `key <toolchain>`.
 
 doctor prints, for each ELF file, its class, machine, float ABI, linkage, interpreter,
 NEEDED, RUNPATH/RPATH, the newest glibc symbol version it needs, and a verdict in plain
@@ -6,6 +6,8 @@ words. Exit status: 0 when every file is a static or static-pie executable (port
 Linux of its architecture), 1 when one is not, 2 when one is not a readable ELF file.
 
 repro builds a target twice in two folders and compares the tarballs (see toolchain/repro.py).
+
+key prints a toolchain's input key (toolchain/cache/key.py); --inputs, what it is made of.
 """
 from __future__ import annotations
 
@@ -35,6 +37,34 @@ def doctor(files: list[str]) -> int:
     return status
 
 
+def _settings(parser: argparse.ArgumentParser, items: list[str]) -> dict[str, str]:
+    extra = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"setting {item!r} is not NAME=VALUE")
+        extra[name] = value
+    return extra
+
+
+def print_key(name: str, settings: dict[str, str], show_inputs: bool) -> int:
+    """The key of one toolchain (its sources must have been fetched: their sha256 is in it)."""
+    import json
+    from . import cmdline, tasks
+    from .cache import key
+    try:
+        ctx = tasks.Context(settings)
+        builds = {b.name: b for b in tasks._builds(ctx)}
+        if name not in builds:
+            raise cmdline.unknown_target(name, list(ctx.recipes.targets), f"key {name}", list(ctx.recipes.hosts))
+        b = builds[name]
+        print(json.dumps(key.inputs(b), indent=1, sort_keys=True) if show_inputs else key.key(b))
+        return 0
+    except ToolchainError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m toolchain")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -48,9 +78,20 @@ def main(argv: list[str] | None = None) -> int:
                    help="quick mode: rebuild musl, ncurses, libedit, rust std against copies of OUT's toolchain")
     r.add_argument("--parallel", action="store_true", help="full mode: run the two builds at once")
     r.add_argument("settings", nargs="*", metavar="NAME=VALUE", help="doit settings, e.g. jobs=2 gcc=15.3.0")
-    args = parser.parse_args(argv)
+    k = sub.add_parser("key", help="the input key of a toolchain (what a cache looks it up by)")
+    k.add_argument("target", help="e.g. aarch64, aarch64@portable")
+    k.add_argument("--inputs", action="store_true", help="print what the key is made of (JSON) instead")
+    k.add_argument("settings", nargs="*", metavar="NAME=VALUE", help="doit settings, e.g. out=out gcc=15.3.0")
+    args, rest = parser.parse_known_args(argv)
+    # NAME=VALUE settings may follow an option (`key aarch64 --inputs out=x`)
+    if rest and (args.command == "doctor" or not all("=" in r and not r.startswith("-") for r in rest)):
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if rest:
+        args.settings = [*args.settings, *rest]
     if args.command == "doctor":
         return doctor(args.files)
+    if args.command == "key":
+        return print_key(args.target, _settings(parser, args.settings), args.inputs)
     from . import cmdline, interrupt, repro
     from .sources import recipes
     if not (repro.ROOT / "dodo.py").is_file():
@@ -58,12 +99,7 @@ def main(argv: list[str] | None = None) -> int:
               "this command was installed without one\n  fix: run `.venv/bin/python -m toolchain repro ...` "
               "in the checkout", file=sys.stderr)
         return 2
-    extra = {}
-    for item in args.settings:
-        name, sep, value = item.partition("=")
-        if not sep:
-            parser.error(f"setting {item!r} is not NAME=VALUE")
-        extra[name] = value
+    extra = _settings(parser, args.settings)
     try:
         # the target is checked before any work (a full repro runs for an hour)
         recipes_dir = extra.get("recipes") or os.environ.get("TOOLCHAIN_RECIPES") or str(recipes.RECIPES_DIR)
@@ -81,4 +117,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    import signal
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)    # `... | head` ends quietly, as other tools do
     sys.exit(main())

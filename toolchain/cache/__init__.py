@@ -1,0 +1,1 @@
+"""The toolchain cache: input keys (key.py)."""
