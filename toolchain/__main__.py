@@ -82,14 +82,28 @@ def main(argv: list[str] | None = None) -> int:
     k.add_argument("target", help="e.g. aarch64, aarch64@portable")
     k.add_argument("--inputs", action="store_true", help="print what the key is made of (JSON) instead")
     k.add_argument("settings", nargs="*", metavar="NAME=VALUE", help="doit settings, e.g. out=out gcc=15.3.0")
+    g = sub.add_parser("keygen", help="a new ed25519 key pair to sign cached toolchains")
+    g.add_argument("name", help="the key's name, e.g. ci.example.org-1 (it is part of the public key)")
+    g.add_argument("--out", required=True, type=Path, help="the secret key file to write (mode 0600); "
+                   "the public key goes beside it (.pub) and to standard output")
     args, rest = parser.parse_known_args(argv)
     # NAME=VALUE settings may follow an option (`key aarch64 --inputs out=x`)
-    if rest and (args.command == "doctor" or not all("=" in r and not r.startswith("-") for r in rest)):
+    if rest and (args.command in ("doctor", "keygen") or not all("=" in r and not r.startswith("-") for r in rest)):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if rest:
         args.settings = [*args.settings, *rest]
     if args.command == "doctor":
         return doctor(args.files)
+    if args.command == "keygen":
+        from .cache import sign
+        try:
+            print(sign.keygen(args.name, args.out))
+        except ToolchainError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(f"secret key in {args.out} (keep it secret: it signs what you push); trust the public key "
+              "with cache_trust=<the line above>", file=sys.stderr)
+        return 0
     if args.command == "key":
         return print_key(args.target, _settings(parser, args.settings), args.inputs)
     from . import cmdline, interrupt, repro
