@@ -42,6 +42,7 @@ class Server:
         self.request_headers: list[tuple[str, dict[str, str]]] = []
         self.stopping = threading.Event()
         self.connections: set = set()
+        self.put_status: int | None = None     # PUT answers this instead of storing the body
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -75,6 +76,17 @@ class Server:
                 except OSError:  # the client hung up, as a client that detects abuse should
                     self.close_connection = True
                     return None
+
+            def do_PUT(self):
+                """A WebDAV-like write: the body becomes a ("file", data) route, unless
+                `put_status` says to answer with that code instead."""
+                length = int(self.headers.get("Content-Length") or 0)
+                data = self.rfile.read(min(length, 64 << 20))
+                server.log.append((self.path, "PUT"))
+                if server.put_status:
+                    return self._send(server.put_status, b"no", "text/plain")
+                server.routes[self.path] = [("file", data)]
+                return self._send(201, b"", "text/plain")
 
             def _behave(self, kind, behaviour):
                 if kind == "status":

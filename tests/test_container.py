@@ -16,6 +16,7 @@ inside must equal that one, bit for bit (a full build on the host, or `repro --f
 Needs root, podman, debootstrap (run `.ci/run` or see README), and:
   MUSL_TOOLCHAIN_DISTFILES  a distfiles folder with every source of the target
   MUSL_TOOLCHAIN_PREBUILT   fast mode: a toolchain tarball for the target
+  MUSL_TOOLCHAIN_CONTAINER_HOST  the Containerfile's HOST (default: its own, portable)
 """
 from __future__ import annotations
 
@@ -140,9 +141,13 @@ def context(tmp_path_factory) -> tuple[Path, str]:
     return ctx, prebuilt
 
 
+HOST_ARG = [f"--build-arg=HOST={os.environ['MUSL_TOOLCHAIN_CONTAINER_HOST']}"] \
+    if os.environ.get("MUSL_TOOLCHAIN_CONTAINER_HOST") else []
+
+
 def build(podman, ctx: Path, prebuilt: str, tag: str, tmp: Path, *extra: str) -> str:
     args = ["podman", "build", "--timestamp", "0", *machine_tls_mounts(tmp), "--build-arg", f"ARCH={ARCH}",
-            "--build-arg", f"PREBUILT={prebuilt}", "-t", tag, *extra, str(ctx)]
+            "--build-arg", f"PREBUILT={prebuilt}", *HOST_ARG, "-t", tag, *extra, str(ctx)]
     log = tmp / f"{tag.replace(':', '-').replace('/', '-')}.log"
     with open(log, "w") as out:
         r = subprocess.run(args, env=podman, stdout=out, stderr=subprocess.STDOUT)

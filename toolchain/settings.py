@@ -26,6 +26,10 @@ SETTINGS = {
     "debian_suites": "Debian suites searched for source packages",
     "languages": "gcc languages, comma separated",
     "recipes": "folder of recipe YAML files (patches/ beside it); default: this project's",
+    "cache": "toolchain cache: a folder, file://FOLDER or http(s)://BASE; empty: none",
+    "cache_push": "1: upload each toolchain built (all gates passed) to the cache",
+    "cache_key": "secret key file (python -m toolchain keygen) that signs what is pushed",
+    "cache_trust": "public keys (<name>:<base64>) whose signatures are trusted, or any",
 }
 
 
@@ -55,6 +59,10 @@ class Settings:
     versions: dict[str, str] = field(default_factory=dict)
     recipes: Path = RECIPES_DIR
     languages: tuple[str, ...] = ("c", "c++")
+    cache: str = ""
+    cache_push: bool = False
+    cache_key: Path | None = None
+    cache_trust: str = ""
 
     @property
     def state(self) -> Path:
@@ -128,7 +136,27 @@ def load(cmdline: dict[str, str] | None = None, env: dict[str, str] | None = Non
         versions=versions,
         recipes=Path(get("recipes", str(RECIPES_DIR))).expanduser().absolute(),
         languages=_languages(get("languages", "c,c++")),
+        **_cache(get("cache", ""), _bool("cache_push", get("cache_push", "0")), get("cache_key", ""),
+                 get("cache_trust", "")),
     )
+
+
+def _cache(cache: str, push: bool, secret: str, trust: str) -> dict:
+    """The cache settings, checked now: the backend named, the trusted keys well formed, the
+    secret key readable when pushing."""
+    if not cache.strip():
+        if push:
+            raise ToolchainError("cache_push=1 without cache=", fix="name the cache, e.g. cache=~/.cache/musl-toolchain/toolchains")
+        return {}
+    from .cache import backends, sign
+    backends.backend(cache)
+    sign.trusted_keys(trust)
+    key_file = Path(secret).expanduser().absolute() if secret.strip() else None
+    if key_file is not None:
+        if not key_file.is_file():
+            raise ToolchainError(f"cache_key={secret!r} is not a file", fix="name the file `python -m toolchain keygen` wrote")
+        sign.sign(b"", key_file)          # readable and well formed, or one clear error now
+    return {"cache": cache.strip(), "cache_push": push, "cache_key": key_file, "cache_trust": trust}
 
 
 FOLDER_EXAMPLES = {"out": "./out", "distfiles": "~/.cache/musl-toolchain/distfiles"}

@@ -14,7 +14,9 @@ from types import ModuleType
 
 from ..sources.store import write_json
 from .context import HOST_ENV, HOST_FLAGS, Build
-from .registry import BY_NAME, Stage
+from ..cache import flow
+from .registry import BY_NAME, LAST, Stage, stages_of
+from .stages import package
 from .report import write_report
 from .runner import Status
 
@@ -78,16 +80,27 @@ def execute(b: Build, name: str) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("")
     started = time.time()
+    if b.settings.cache and name == stages_of(b.kind)[0].name:
+        flow.try_restore(b)
+    from_cache = bool(b.settings.cache) and flow.restored(b)
     with Status(f"{b.name} {name}") as st:
-        stage.run(b, st)
+        if not from_cache or name in flow.GATES:
+            stage.run(b, st)
+        elif name == LAST:
+            package.check_restored(b)
         elapsed = st.elapsed()
-    record = {"stage": name, "target": b.name, "seconds": round(elapsed, 1),
+    record = {"stage": name, "target": b.name, "seconds": round(elapsed, 1), "restored": from_cache,
               "started": started, "log": str(log), "probe": stage.probe(b) if stage.probe else None,
               "versions": {p: v.version for p, v in b.versions.items()},
               "config": stage_config(b, name)}
     write_json(stamp, record)
     write_report(b)
-    print(f"[{b.name}] {name}: done in {elapsed:.0f} s, gates passed (log {log})", flush=True)
+    if from_cache and name not in flow.GATES and name != LAST:
+        print(f"[{b.name}] {name}: from the cache", flush=True)
+    else:
+        print(f"[{b.name}] {name}: done in {elapsed:.0f} s, gates passed (log {log})", flush=True)
+    if name == LAST and b.settings.cache_push and not from_cache:
+        flow.push(b)
 
 
 def probe_unchanged(b: Build, name: str) -> bool:

@@ -166,20 +166,44 @@ def tarball_name(b: Build) -> str:
     return f"{name}-{b.host.name}" if b.host else name
 
 
-def package(b: Build, report: dict) -> Path:
+def host_programs_gate(b: Build) -> None:
     if b.stage0:       # a toolchain for another host: its programs must run without a libc there
         checked = static_host_programs(b.prefix, b.stage0.target.elf_machine, b.stage0.target.elf_class,
                                        skip=b.sysroot)
         print(f"[{b.name}] {checked} host programs, all static")
+
+
+def symlinks_gate(b: Build) -> None:
+    outside = absolute_symlinks(b.prefix)
+    if outside:
+        raise GateError(f"{len(outside)} symlinks point outside the toolchain (absolute): " + ", ".join(outside[:20]),
+                        where=str(b.prefix), fix="make them relative in the stage that installs them")
+
+
+def env_file_gate(b: Build) -> None:
+    check = subprocess.run(["bash", "-c", f'. "{b.prefix / ENV_FILE}" && command -v "$CC"'],
+                           capture_output=True, text=True)
+    if os.path.realpath(check.stdout.strip()) != os.path.realpath(b.tool("gcc")):
+        raise GateError(f"sourcing it gives CC at {check.stdout.strip()!r}, expected {b.tool('gcc')}",
+                        where=str(b.prefix / ENV_FILE))
+
+
+def check_restored(b: Build) -> None:
+    """The package stage of a toolchain restored from the cache (whose files were checked
+    against its sha256 list): the gates that need no build."""
+    host_programs_gate(b)
+    symlinks_gate(b)
+    env_file_gate(b)
+
+
+def package(b: Build, report: dict) -> Path:
+    host_programs_gate(b)
     for change in shipped_man_pages(b.prefix, b.triple, b.src("binutils")):
         print(f"[{b.name}] {change}")
     (b.prefix / ENV_FILE).write_text(ENV_TEMPLATE.format(triple=b.triple, up="."))
     data = manifest(b, report)
     write_json(b.prefix / MANIFEST, {**data, "files": f"{SUMS} (sha256 of every other file; sha256sum -c)"})
-    outside = absolute_symlinks(b.prefix)
-    if outside:
-        raise GateError(f"{len(outside)} symlinks point outside the toolchain (absolute): " + ", ".join(outside[:20]),
-                        where=str(b.prefix), fix="make them relative in the stage that installs them")
+    symlinks_gate(b)
     needles = [str(b.work), str(b.settings.out / "src"), str(b.prefix), *(str(n.prefix) for n in b.needs)]
     leaks = leaked_paths(b.prefix, needles)
     if leaks:
@@ -199,11 +223,7 @@ def run(b: Build, st: Status) -> None:
     """env file, manifest and the reproducible tarball of the prefix."""
     st.step = "tarball"
     dest = package(b, write_report(b))
-    check = subprocess.run(["bash", "-c", f'. "{b.prefix / ENV_FILE}" && command -v "$CC"'],
-                           capture_output=True, text=True)
-    if os.path.realpath(check.stdout.strip()) != os.path.realpath(b.tool("gcc")):
-        raise GateError(f"sourcing it gives CC at {check.stdout.strip()!r}, expected {b.tool('gcc')}",
-                        where=str(b.prefix / ENV_FILE))
+    env_file_gate(b)
     with tarfile.open(dest) as tar:
         names = tar.getnames()
     if f"{names[0]}/bin/{b.triple}-gcc" not in names:

@@ -1,0 +1,174 @@
+"""The toolchain cache with a tiny fake toolchain (a real tarball of a few files made by the
+package stage's own code): a folder and a real HTTP server on 127.0.0.1 that takes PUT;
+miss, push, hit in a second out folder; every kind of damage refused with nothing left."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from test_key import build, fetched, no_rustc  # noqa: F401 - no_rustc is an autouse fixture
+from toolchain.build.stages import package
+from toolchain.cache import artifact, backends, flow, sign
+
+
+def fake_toolchain(out: Path, name: str = "aarch64"):
+    """A prefix with a 'gcc', the env file and the sha256 list, packaged into out/dist as the
+    package stage does; returns its Build."""
+    fetched(out)
+    b = build(out, name)
+    (b.prefix / "bin").mkdir(parents=True)
+    gcc = Path(b.tool("gcc"))
+    gcc.write_text("#!/bin/sh\necho fake gcc\n")
+    gcc.chmod(0o755)
+    (b.sysroot / "lib").mkdir(parents=True)
+    (b.sysroot / "lib" / "libc.a").write_bytes(b"!<arch>\n")
+    (b.sysroot / "usr").symlink_to(".")
+    (b.prefix / package.ENV_FILE).write_text(package.ENV_TEMPLATE.format(triple=b.triple, up="."))
+    (b.prefix / package.SUMS).write_text(package.file_sums(b.prefix))
+    dest, manifest = artifact.dist_files(b)
+    package.tarball(b.prefix, dest, dest.name.removesuffix(".tar.gz"), 0)
+    manifest.write_text(json.dumps({"target": b.target.name, "triple": b.triple}))
+    return b
+
+
+@pytest.fixture
+def keys(tmp_path):
+    pub = sign.keygen("ci", tmp_path / "keys" / "ci.key")
+    return tmp_path / "keys" / "ci.key", [pub]
+
+
+def restored_files(b) -> dict[str, bytes]:
+    return {str(p.relative_to(b.prefix)): p.read_bytes() for p in b.prefix.rglob("*") if p.is_file()}
+
+
+def nothing_left(b) -> bool:
+    return not b.prefix.exists() and not list((b.settings.out / "toolchains").glob(".restore-*"))
+
+
+@pytest.mark.parametrize("kind", ["folder", "http"])
+def test_miss_push_then_hit_in_another_out_folder(tmp_path, keys, server, kind):
+    be = backends.Folder(tmp_path / "cache") if kind == "folder" else backends.Http(f"{server.url}/tc")
+    secret, trusted = keys
+    built = fake_toolchain(tmp_path / "a")
+    fetched(tmp_path / "b")
+    fresh = build(tmp_path / "b", "aarch64")
+    assert artifact.restore(fresh, be, trusted) is None                     # a miss
+    key = artifact.publish(built, be, secret)
+    record = artifact.restore(fresh, be, trusted)
+    assert record["key"] == key and record["signed_by"] == "ci" and record["files"] == 3
+    assert restored_files(fresh) == restored_files(built)
+    assert (fresh.prefix / fresh.triple / "usr").readlink() == Path(".")
+    tarball, manifest = artifact.dist_files(fresh)
+    assert tarball.read_bytes() == artifact.dist_files(built)[0].read_bytes() and manifest.is_file()
+    assert flow.restored(fresh) and not list((tmp_path / "b" / "toolchains").glob(".restore-*"))
+
+
+def test_damage_is_refused_and_leaves_nothing(tmp_path, keys):
+    secret, trusted = keys
+    be = backends.Folder(tmp_path / "cache")
+    built = fake_toolchain(tmp_path / "a")
+    key = artifact.publish(built, be, secret)
+    fetched(tmp_path / "b")
+    fresh = build(tmp_path / "b", "aarch64")
+    blob = tmp_path / "cache" / key[:2] / key / artifact.TARBALL
+    good = blob.read_bytes()
+    blob.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))                     # one bit of the tarball
+    with pytest.raises(backends.CacheError, match="sha256"):
+        artifact.restore(fresh, be, trusted)
+    assert nothing_left(fresh)
+    blob.write_bytes(good[: len(good) // 2])                                # truncated
+    with pytest.raises(backends.CacheError, match="bytes, its artifact.json says"):
+        artifact.restore(fresh, be, trusted)
+    assert nothing_left(fresh)
+    blob.write_bytes(good)
+    meta = tmp_path / "cache" / key[:2] / key / artifact.ARTIFACT
+    signed = meta.read_bytes()
+    meta.write_bytes(signed.replace(b'"triple"', b'"triple" ', 1))          # changed after signing
+    with pytest.raises(sign.SignatureError, match="does not match"):
+        artifact.restore(fresh, be, trusted)
+    meta.write_bytes(signed)
+    other = sign.keygen("other", tmp_path / "other.key")
+    with pytest.raises(sign.SignatureError, match="none of which cache_trust lists"):
+        artifact.restore(fresh, be, [other])
+    (meta.parent / artifact.SIGNATURES).unlink()
+    with pytest.raises(sign.SignatureError, match="is not signed"):
+        artifact.restore(fresh, be, trusted)
+    assert nothing_left(fresh)
+    assert artifact.restore(fresh, be, None)["signed_by"] == sign.ANY      # cache_trust=any
+
+
+def test_files_that_differ_from_the_toolchains_own_list_are_refused(tmp_path, keys):
+    """A signer's tarball is still checked file by file: a file changed after the list was
+    written (or one added) is named."""
+    secret, trusted = keys
+    be = backends.Folder(tmp_path / "cache")
+    built = fake_toolchain(tmp_path / "a")
+    Path(built.tool("gcc")).write_text("#!/bin/sh\necho changed\n")
+    dest, _ = artifact.dist_files(built)
+    dest.unlink()
+    package.tarball(built.prefix, dest, dest.name.removesuffix(".tar.gz"), 0)
+    artifact.publish(built, be, secret)
+    fetched(tmp_path / "b")
+    fresh = build(tmp_path / "b", "aarch64")
+    with pytest.raises(backends.CacheError, match="differs from the toolchain's own sha256 list"):
+        artifact.restore(fresh, be, trusted)
+    assert nothing_left(fresh)
+
+
+def test_an_artifact_stored_under_another_key_is_refused(tmp_path, keys):
+    secret, trusted = keys
+    be = backends.Folder(tmp_path / "cache")
+    built = fake_toolchain(tmp_path / "a")
+    key = artifact.publish(built, be, secret)
+    fetched(tmp_path / "b")
+    fetched(tmp_path / "b", sha="ef" * 32, only="musl")              # another musl: another key
+    fresh = build(tmp_path / "b", "aarch64")
+    other = flow.key_mod.key(fresh)
+    assert other != key
+    shutil.copytree(tmp_path / "cache" / key[:2] / key, tmp_path / "cache" / other[:2] / other)
+    with pytest.raises(backends.CacheError, match="is for aarch64 with key"):
+        artifact.restore(fresh, be, trusted)
+
+
+def test_a_server_that_fails_or_is_down_is_one_message_and_a_build(tmp_path, keys, server, capsys):
+    secret, trusted = keys
+    built = fake_toolchain(tmp_path / "a")
+    be = backends.Http(f"{server.url}/tc")
+    key = artifact.publish(built, be, secret)
+    server.routes[f"/tc/{key}/{artifact.ARTIFACT}"] = [("status", 500)]
+    fetched(tmp_path / "b")
+    fresh = build(tmp_path / "b", "aarch64")
+    with pytest.raises(backends.CacheError, match="answered 500"):
+        artifact.restore(fresh, be, trusted)
+    server.put_status = 403
+    with pytest.raises(backends.CacheError, match="answered 403"):
+        artifact.publish(built, be, secret)
+    url = server.url
+    server.close()
+    settings = fresh.settings.__class__(**{**fresh.settings.__dict__, "cache": f"{url}/tc",
+                                           "cache_trust": str(trusted[0])})
+    down = fresh.__class__(settings, fresh.target, fresh.versions)
+    assert flow.try_restore(down) is False
+    out = capsys.readouterr().out
+    assert "cache: not used:" in out and "cannot be read: ConnectionError" in out and "building instead" in out
+    assert nothing_left(down)
+
+
+def test_cache_settings_are_checked_before_any_work(tmp_path):
+    from toolchain import settings
+    from toolchain.errors import ToolchainError
+    base = {"out": str(tmp_path / "out"), "distfiles": str(tmp_path / "d")}
+    for extra, match in (({"cache": "ftp://x/y"}, "ftp:// is not a cache"),
+                         ({"cache": "http://"}, "the URL"),
+                         ({"cache_push": "1"}, "cache_push=1 without cache="),
+                         ({"cache": str(tmp_path / "c"), "cache_key": str(tmp_path / "none")}, "is not a file"),
+                         ({"cache": str(tmp_path / "c"), "cache_trust": "ci:abc"}, "not base64|bytes")):
+        with pytest.raises(ToolchainError, match=match):
+            settings.load({**base, **extra}, env={})
+    s = settings.load({**base, "cache": f"file://{tmp_path}/c", "cache_trust": "any"}, env={})
+    assert isinstance(backends.backend(s.cache), backends.Folder) and sign.trusted_keys(s.cache_trust) is None
+    assert os.path.basename(str(backends.backend(s.cache))) == "c"
