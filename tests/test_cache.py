@@ -172,3 +172,23 @@ def test_cache_settings_are_checked_before_any_work(tmp_path):
     s = settings.load({**base, "cache": f"file://{tmp_path}/c", "cache_trust": "any"}, env={})
     assert isinstance(backends.backend(s.cache), backends.Folder) and sign.trusted_keys(s.cache_trust) is None
     assert os.path.basename(str(backends.backend(s.cache))) == "c"
+
+
+def test_push_command_uploads_a_built_toolchain_only(tmp_path, keys):
+    import subprocess
+    import sys
+    secret, trusted = keys
+    built = fake_toolchain(tmp_path / "a")
+    run = lambda *a: subprocess.run([sys.executable, "-m", "toolchain", "push", "aarch64", f"out={tmp_path / 'a'}",
+                                     *a], cwd=Path(__file__).parent.parent, capture_output=True, text=True,
+                                    timeout=120, stdin=subprocess.DEVNULL)
+    r = run(f"cache={tmp_path / 'cache'}", f"cache_key={secret}")
+    assert r.returncode == 2 and "is not built" in r.stderr and "Traceback" not in r.stderr
+    built.stamp("package").parent.mkdir(parents=True, exist_ok=True)
+    built.stamp("package").write_text("{}")
+    r = run(f"cache={tmp_path / 'cache'}", f"cache_key={secret}")
+    assert r.returncode == 0 and "pushed to" in r.stdout, r.stderr
+    key = r.stdout.split(" as ")[1].split()[0]
+    assert (tmp_path / "cache" / key[:2] / key / artifact.SIGNATURES).is_file()
+    r = run()
+    assert r.returncode == 2 and "no cache= to push to" in r.stderr

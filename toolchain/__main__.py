@@ -50,19 +50,45 @@ def _settings(parser: argparse.ArgumentParser, items: list[str]) -> dict[str, st
 def print_key(name: str, settings: dict[str, str], show_inputs: bool) -> int:
     """The key of one toolchain (its sources must have been fetched: their sha256 is in it)."""
     import json
-    from . import cmdline, tasks
+    from . import tasks
     from .cache import key
     try:
         ctx = tasks.Context(settings)
-        builds = {b.name: b for b in tasks._builds(ctx)}
-        if name not in builds:
-            raise cmdline.unknown_target(name, list(ctx.recipes.targets), f"key {name}", list(ctx.recipes.hosts))
-        b = builds[name]
+        b = _build(ctx, name)
         print(json.dumps(key.inputs(b), indent=1, sort_keys=True) if show_inputs else key.key(b))
         return 0
     except ToolchainError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+
+
+def _build(ctx, name: str):
+    from . import cmdline, tasks
+    builds = {b.name: b for b in tasks._builds(ctx)}
+    if name not in builds:
+        raise cmdline.unknown_target(name, list(ctx.recipes.targets), name, list(ctx.recipes.hosts))
+    return builds[name]
+
+
+def push(name: str, settings: dict[str, str]) -> int:
+    """Upload a toolchain already built in out (its package stage's stamp says its gates passed)."""
+    from . import tasks
+    from .build.registry import LAST
+    from .cache import artifact, backends
+    try:
+        ctx = tasks.Context(settings)
+        b = _build(ctx, name)
+        if not ctx.settings.cache:
+            raise ToolchainError("no cache= to push to", fix="e.g. cache=~/.cache/musl-toolchain/toolchains")
+        if not b.stamp(LAST).is_file() or not artifact.dist_files(b)[0].is_file():
+            raise ToolchainError(f"{name} is not built in {ctx.settings.out} (no package stamp or tarball)",
+                                 fix=f"run `doit toolchain:{name} out={ctx.settings.out}` first")
+        key = artifact.publish(b, backends.backend(ctx.settings.cache), ctx.settings.cache_key)
+    except ToolchainError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{name}: pushed to {ctx.settings.cache} as {key}" + ("" if ctx.settings.cache_key else " (unsigned)"))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("name", help="the key's name, e.g. ci.example.org-1 (it is part of the public key)")
     g.add_argument("--out", required=True, type=Path, help="the secret key file to write (mode 0600); "
                    "the public key goes beside it (.pub) and to standard output")
+    p = sub.add_parser("push", help="upload a built toolchain (all gates passed) to cache=")
+    p.add_argument("target", help="e.g. aarch64, aarch64@portable")
+    p.add_argument("settings", nargs="*", metavar="NAME=VALUE", help="out=, cache=, cache_key= ...")
     args, rest = parser.parse_known_args(argv)
     # NAME=VALUE settings may follow an option (`key aarch64 --inputs out=x`)
     if rest and (args.command in ("doctor", "keygen") or not all("=" in r and not r.startswith("-") for r in rest)):
@@ -104,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"secret key in {args.out} (keep it secret: it signs what you push); trust the public key "
               "with cache_trust=<the line above>", file=sys.stderr)
         return 0
+    if args.command == "push":
+        return push(args.target, _settings(parser, args.settings))
     if args.command == "key":
         return print_key(args.target, _settings(parser, args.settings), args.inputs)
     from . import cmdline, interrupt, repro
