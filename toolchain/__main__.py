@@ -115,9 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("push", help="upload a built toolchain (all gates passed) to cache=")
     p.add_argument("target", help="e.g. aarch64, aarch64@portable")
     p.add_argument("settings", nargs="*", metavar="NAME=VALUE", help="out=, cache=, cache_key= ...")
+    m = sub.add_parser("matrix", help="the release matrix (JSON for GitHub Actions' fromJSON) from targets.yaml")
+    m.add_argument("--host", default="portable", help="build, or a row of hosts: in targets.yaml (default portable)")
     args, rest = parser.parse_known_args(argv)
     # NAME=VALUE settings may follow an option (`key aarch64 --inputs out=x`)
-    if rest and (args.command in ("doctor", "keygen") or not all("=" in r and not r.startswith("-") for r in rest)):
+    if rest and (args.command in ("doctor", "keygen", "matrix") or not all("=" in r and not r.startswith("-") for r in rest)):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if rest:
         args.settings = [*args.settings, *rest]
@@ -132,6 +134,18 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(f"secret key in {args.out} (keep it secret: it signs what you push); trust the public key "
               "with cache_trust=<the line above>", file=sys.stderr)
+        return 0
+    if args.command == "matrix":
+        from . import matrix
+        from .sources import recipes
+        try:
+            known = recipes.load()
+            if args.host != "build" and args.host not in known.hosts:
+                raise ToolchainError(f"unknown host {args.host!r}", fix="choose build or one of: " + ", ".join(known.hosts))
+        except ToolchainError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(matrix.as_json(known, args.host))
         return 0
     if args.command == "push":
         return push(args.target, _settings(parser, args.settings))
