@@ -192,3 +192,69 @@ def test_push_command_uploads_a_built_toolchain_only(tmp_path, keys):
     assert (tmp_path / "cache" / key[:2] / key / artifact.SIGNATURES).is_file()
     r = run()
     assert r.returncode == 2 and "no cache= to push to" in r.stderr
+
+
+@pytest.fixture
+def registry(tmp_path):
+    """A real OCI registry (Debian's docker-registry: the CNCF distribution registry) on a free
+    port of 127.0.0.1, storing into tmp_path; stopped after the test."""
+    import socket
+    import subprocess
+    import time
+    import requests
+    program = shutil.which("docker-registry")
+    if not program:
+        if os.environ.get("CI"):
+            pytest.fail("docker-registry is not installed (apt-get install docker-registry)")
+        pytest.skip("docker-registry is not installed (apt-get install docker-registry)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    storage = tmp_path / "registry"
+    config = tmp_path / "registry.yml"
+    config.write_text(f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {storage}\n"
+                      f"  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n")
+    proc = subprocess.Popen([program, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                time.sleep(0.1)
+        else:
+            pytest.fail("the registry did not start")
+        yield f"127.0.0.1:{port}", storage, proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_oci_registry_miss_push_hit_damage_and_down(tmp_path, keys, registry):
+    host, storage, proc = registry
+    secret, trusted = keys
+    be = backends.backend(f"oci://{host}/musl/toolchains")
+    assert isinstance(be, backends.Oci)
+    built = fake_toolchain(tmp_path / "a")
+    fetched(tmp_path / "b")
+    fresh = build(tmp_path / "b", "aarch64")
+    assert artifact.restore(fresh, be, trusted) is None                      # a miss
+    key = artifact.publish(built, be, secret)
+    record = artifact.restore(fresh, backends.backend(f"oci://{host}/musl/toolchains"), trusted)
+    assert record["key"] == key and record["signed_by"] == "ci"
+    assert restored_files(fresh) == restored_files(built)
+    # one bit of the tarball's blob changed in the registry's storage: refused, nothing left
+    shutil.rmtree(fresh.prefix)
+    tar_digest = artifact.sha256_file(artifact.dist_files(built)[0])
+    blob = next(storage.rglob(f"blobs/sha256/{tar_digest[:2]}/{tar_digest}/data"))
+    good = blob.read_bytes()
+    blob.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
+    with pytest.raises(backends.CacheError, match="not what its digest says"):
+        artifact.restore(fresh, backends.backend(f"oci://{host}/musl/toolchains"), trusted)
+    assert nothing_left(fresh)
+    blob.write_bytes(good)
+    proc.terminate()
+    proc.wait(timeout=30)
+    with pytest.raises(backends.CacheError, match="cannot be read"):
+        artifact.restore(fresh, backends.backend(f"oci://{host}/musl/toolchains"), trusted)
+    assert nothing_left(fresh)

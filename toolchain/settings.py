@@ -26,7 +26,7 @@ SETTINGS = {
     "debian_suites": "Debian suites searched for source packages",
     "languages": "gcc languages, comma separated",
     "recipes": "folder of recipe YAML files (patches/ beside it); default: this project's",
-    "cache": "toolchain cache: a folder, file://FOLDER or http(s)://BASE; empty: none",
+    "cache": "toolchain cache: a folder, file://FOLDER, http(s)://BASE or oci://HOST/REPOSITORY; empty: none",
     "cache_push": "1: upload each toolchain built (all gates passed) to the cache",
     "cache_key": "secret key file (python -m toolchain keygen) that signs what is pushed",
     "cache_trust": "public keys (<name>:<base64>) whose signatures are trusted, or any",
