@@ -258,3 +258,21 @@ def test_oci_registry_miss_push_hit_damage_and_down(tmp_path, keys, registry):
     with pytest.raises(backends.CacheError, match="cannot be read"):
         artifact.restore(fresh, backends.backend(f"oci://{host}/musl/toolchains"), trusted)
     assert nothing_left(fresh)
+
+
+def test_verify_reads_what_a_tarball_says_it_is_and_refuses_what_is_not_one(tmp_path):
+    import subprocess
+    import sys
+    from toolchain import repro
+    built = fake_toolchain(tmp_path / "a")
+    (built.prefix / "musl-toolchain.json").write_text(json.dumps({"target": "aarch64", "versions": {"gcc": "16.2.0"}}))
+    dest, _ = artifact.dist_files(built)
+    dest.unlink()
+    package.tarball(built.prefix, dest, dest.name.removesuffix(".tar.gz"), 0)
+    assert repro.manifest_of(dest)["target"] == "aarch64"
+    (tmp_path / "not.tar.gz").write_bytes(b"not a tarball")
+    r = subprocess.run([sys.executable, "-m", "toolchain", "verify", str(tmp_path / "not.tar.gz"), "--dir",
+                        str(tmp_path / "v"), "--distfiles", str(tmp_path / "d")], cwd=Path(__file__).parent.parent,
+                       capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 2 and "cannot read it as a toolchain tarball" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "v").exists()

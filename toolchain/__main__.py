@@ -117,6 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("settings", nargs="*", metavar="NAME=VALUE", help="out=, cache=, cache_key= ...")
     m = sub.add_parser("matrix", help="the release matrix (JSON for GitHub Actions' fromJSON) from targets.yaml")
     m.add_argument("--host", default="portable", help="build, or a row of hosts: in targets.yaml (default portable)")
+    v = sub.add_parser("verify", help="rebuild the toolchain a tarball says it is; identical, or what differs")
+    v.add_argument("tarball", type=Path, help="a toolchain tarball (out/dist, a release, a cache restore)")
+    v.add_argument("--dir", required=True, type=Path, help="a new folder for the rebuild")
+    v.add_argument("--distfiles", required=True, type=Path, help="verified sources")
+    v.add_argument("settings", nargs="*", metavar="NAME=VALUE", help="doit settings, e.g. jobs=2")
     args, rest = parser.parse_known_args(argv)
     # NAME=VALUE settings may follow an option (`key aarch64 --inputs out=x`)
     if rest and (args.command in ("doctor", "keygen", "matrix") or not all("=" in r and not r.startswith("-") for r in rest)):
@@ -159,6 +164,12 @@ def main(argv: list[str] | None = None) -> int:
               "in the checkout", file=sys.stderr)
         return 2
     extra = _settings(parser, args.settings)
+    if args.command == "verify":
+        try:
+            return repro.verify(args.tarball.absolute(), args.dir.absolute(), args.distfiles.absolute(), extra)
+        except ToolchainError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     try:
         # the target is checked before any work (a full repro runs for an hour)
         recipes_dir = extra.get("recipes") or os.environ.get("TOOLCHAIN_RECIPES") or str(recipes.RECIPES_DIR)

@@ -173,3 +173,50 @@ def run(target: str, workdir: Path, distfiles: Path, extra: dict[str, str], buil
         print(f"  {name}")
     explain(*tarballs, differ)
     return 1
+
+
+MANIFEST_LIMIT = 1 << 20
+
+
+def manifest_of(tarball: Path) -> dict:
+    """The toolchain manifest inside a toolchain tarball (<top>/musl-toolchain.json)."""
+    import json
+    try:
+        with tarfile.open(tarball) as tar:
+            for member in tar:
+                parts = member.name.split("/")
+                if len(parts) == 2 and parts[1] == "musl-toolchain.json" and member.isfile() \
+                        and member.size <= MANIFEST_LIMIT:
+                    return json.loads(tar.extractfile(member).read())
+    except (OSError, tarfile.TarError, ValueError, EOFError) as e:
+        raise ToolchainError(f"cannot read it as a toolchain tarball: {e}", where=str(tarball)) from None
+    raise ToolchainError("has no <top>/musl-toolchain.json: not a toolchain tarball of this tool", where=str(tarball))
+
+
+def verify(tarball: Path, workdir: Path, distfiles: Path, extra: dict[str, str]) -> int:
+    """Rebuild the toolchain a tarball says it is (target, host, versions: its manifest) in
+    workdir, and compare: "identical", or the members that differ."""
+    m = manifest_of(tarball)
+    try:
+        name = m["target"] + (f"@{m['host']['name']}" if m.get("host") else "")
+        versions = {k: str(v) for k, v in m["versions"].items()}
+    except (KeyError, TypeError, AttributeError):
+        raise ToolchainError("its musl-toolchain.json lacks target or versions", where=str(tarball)) from None
+    out = workdir / "out"
+    if out.exists():
+        raise ToolchainError("already exists", where=str(out), fix="give an empty or new --dir")
+    extra = {**versions, **extra}
+    print(f"[verify] {tarball.name}: rebuilding toolchain:{name} ({', '.join(f'{k} {v}' for k, v in versions.items())})",
+          flush=True)
+    if _wait([full_build(out, name, distfiles, extra)])[0]:
+        raise ToolchainError("the rebuild failed", where=str(out))
+    ours = _tarball(_build(out, name, distfiles, extra))
+    differ = compare(tarball, ours)
+    if not differ:
+        print(f"identical: {tarball.name} sha256 {sha256_file(tarball)} (rebuilt in {ours})")
+        return 0
+    print(f"{len(differ)} members differ between\n  {tarball}\n  {ours} (rebuilt)")
+    for member in differ:
+        print(f"  {member}")
+    explain(tarball, ours, differ)
+    return 1
