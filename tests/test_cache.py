@@ -276,3 +276,22 @@ def test_verify_reads_what_a_tarball_says_it_is_and_refuses_what_is_not_one(tmp_
                        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert r.returncode == 2 and "cannot read it as a toolchain tarball" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "v").exists()
+
+
+def test_with_a_cache_stages_depend_on_verified_files_not_unpacked_trees(tmp_path):
+    """So that a restored toolchain unpacks no source: the stages that build make their trees
+    themselves; the first stage, which computes the key, waits for every source's fetch."""
+    from toolchain import tasks
+    from toolchain.sources import store
+    plain = tasks.Context({"out": str(tmp_path / "out")}, env={})
+    cached = tasks.Context({"out": str(tmp_path / "out"), "cache": str(tmp_path / "c")}, env={})
+
+    def deps(ctx, stage):
+        return next(t for t in tasks.stage_tasks(ctx, stage) if t["name"] == "aarch64")["file_dep"]
+    gcc = cached.versions["gcc"]
+    assert str(store.tree_path(plain.settings, gcc) / store.MARKER) in deps(plain, "gcc_core")
+    assert str(store.fetch_stamp(cached.settings, gcc)) in deps(cached, "gcc_core")
+    assert not any(d.endswith(store.MARKER) for d in deps(cached, "gcc_core"))
+    assert all(p.path is None or str(p.path) in deps(cached, "gcc_core") for p in gcc.patches)
+    first = deps(cached, "linux_headers")
+    assert all(str(store.fetch_stamp(cached.settings, v)) in first for v in cached.versions.values())

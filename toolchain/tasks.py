@@ -104,6 +104,20 @@ def _builds(ctx: Context) -> list[context.Build]:
             for target, host in ctx.recipes.builds().values()]
 
 
+def _source_deps(ctx: Context, stage, b: context.Build) -> list[str]:
+    """What a stage reads of the sources: their unpacked, patched trees (the source tasks);
+    with a cache, their verified files and patches instead, and the stage makes the trees it
+    reads itself (store.prepare) only when it builds: a restored toolchain unpacks nothing.
+    The first stage, which looks the key up, needs every source's sha256 (all fetched)."""
+    s = ctx.settings
+    if not s.cache:
+        return [str(store.tree_path(s, ctx.versions[p]) / store.MARKER) for p in stage.reads]
+    first = stage.name == registry.stages_of(b.kind)[0].name
+    versions = list(ctx.versions.values()) if first else [ctx.versions[p] for p in stage.reads]
+    return [str(store.fetch_stamp(s, v)) for v in versions] + \
+        [str(p.path) for v in versions for p in v.patches if not p.remote]
+
+
 def stage_tasks(ctx: Context, name: str):
     """One build stage, a subtask per toolchain."""
     stage = registry.BY_NAME[name]
@@ -111,7 +125,7 @@ def stage_tasks(ctx: Context, name: str):
         if b.kind not in stage.builds:
             continue
         after = registry.after(name, b.kind)
-        deps = [str(store.tree_path(ctx.settings, ctx.versions[p]) / store.MARKER) for p in stage.reads]
+        deps = _source_deps(ctx, stage, b)
         deps += [str(b.stamp(before)) for before in after]
         if not after:     # the toolchains it needs (stage 0, a canadian's twin), gates passed, come first
             deps += [str(n.stamp(registry.LAST)) for n in b.needs]

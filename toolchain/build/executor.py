@@ -12,6 +12,7 @@ import sys
 import time
 from types import ModuleType
 
+from ..sources import store
 from ..sources.store import write_json
 from .context import HOST_ENV, HOST_FLAGS, Build
 from ..cache import flow
@@ -83,6 +84,9 @@ def execute(b: Build, name: str) -> None:
     if b.settings.cache and name == stages_of(b.kind)[0].name:
         flow.try_restore(b)
     from_cache = bool(b.settings.cache) and flow.restored(b)
+    if b.settings.cache and not from_cache:     # with a cache, a stage that builds makes its trees
+        for package_name in stage.reads:
+            store.prepare(b.settings, b.versions[package_name])
     with Status(f"{b.name} {name}") as st:
         if not from_cache or name in flow.GATES:
             stage.run(b, st)
