@@ -67,11 +67,15 @@ def test_miss_push_then_hit_in_another_out_folder(tmp_path, keys, server, kind):
     assert flow.restored(fresh) and not list((tmp_path / "b" / "toolchains").glob(".restore-*"))
 
 
+def pushed(tmp_path, secret):
+    """A fake toolchain built in a/ and pushed to a folder cache: (backend, key)."""
+    be = backends.Folder(tmp_path / "cache")
+    return be, artifact.publish(fake_toolchain(tmp_path / "a"), be, secret)
+
+
 def test_damage_is_refused_and_leaves_nothing(tmp_path, keys):
     secret, trusted = keys
-    be = backends.Folder(tmp_path / "cache")
-    built = fake_toolchain(tmp_path / "a")
-    key = artifact.publish(built, be, secret)
+    be, key = pushed(tmp_path, secret)
     fetched(tmp_path / "b")
     fresh = build(tmp_path / "b", "aarch64")
     blob = tmp_path / "cache" / key[:2] / key / artifact.TARBALL
@@ -121,9 +125,7 @@ def test_files_that_differ_from_the_toolchains_own_list_are_refused(tmp_path, ke
 
 def test_an_artifact_stored_under_another_key_is_refused(tmp_path, keys):
     secret, trusted = keys
-    be = backends.Folder(tmp_path / "cache")
-    built = fake_toolchain(tmp_path / "a")
-    key = artifact.publish(built, be, secret)
+    be, key = pushed(tmp_path, secret)
     fetched(tmp_path / "b")
     fetched(tmp_path / "b", sha="ef" * 32, only="musl")              # another musl: another key
     fresh = build(tmp_path / "b", "aarch64")

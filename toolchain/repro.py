@@ -164,14 +164,20 @@ def run(target: str, workdir: Path, distfiles: Path, extra: dict[str, str], buil
         if any(codes):
             raise ToolchainError(f"a build failed (exit {codes})", where=str(workdir))
         tarballs = [_tarball(_build(d, target, distfiles, extra)) for d in dirs]
-    differ = compare(*tarballs)
+    return report(*tarballs)
+
+
+def report(a: Path, b: Path, b_is: str = "") -> int:
+    """Print "identical" and the sha256, or the members that differ (diffoscope on the first);
+    the exit status: 0 only when identical."""
+    differ = compare(a, b)
     if not differ:
-        print(f"identical: {tarballs[0].name} sha256 {sha256_file(tarballs[0])}\n  {tarballs[0]}\n  {tarballs[1]}")
+        print(f"identical: {a.name} sha256 {sha256_file(a)}\n  {a}\n  {b}{b_is}")
         return 0
-    print(f"{len(differ)} members differ between\n  {tarballs[0]}\n  {tarballs[1]}")
+    print(f"{len(differ)} members differ between\n  {a}\n  {b}{b_is}")
     for name in differ:
         print(f"  {name}")
-    explain(*tarballs, differ)
+    explain(a, b, differ)
     return 1
 
 
@@ -210,13 +216,4 @@ def verify(tarball: Path, workdir: Path, distfiles: Path, extra: dict[str, str])
           flush=True)
     if _wait([full_build(out, name, distfiles, extra)])[0]:
         raise ToolchainError("the rebuild failed", where=str(out))
-    ours = _tarball(_build(out, name, distfiles, extra))
-    differ = compare(tarball, ours)
-    if not differ:
-        print(f"identical: {tarball.name} sha256 {sha256_file(tarball)} (rebuilt in {ours})")
-        return 0
-    print(f"{len(differ)} members differ between\n  {tarball}\n  {ours} (rebuilt)")
-    for member in differ:
-        print(f"  {member}")
-    explain(tarball, ours, differ)
-    return 1
+    return report(tarball, _tarball(_build(out, name, distfiles, extra)), " (rebuilt)")

@@ -98,6 +98,21 @@ def runs(cmd: list[str], expected: str, *, where: str, timeout: float = 120, std
     return r.stdout
 
 
+def elf_files(root: Path, skip: Path | None = None):
+    """(path, facts) of every regular ELF file under root (symlinks not followed), leaving
+    out the folder `skip`."""
+    for top, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if Path(top, d) != skip]
+        for name in sorted(files):
+            path = Path(top, name)
+            if path.is_symlink() or not path.is_file():
+                continue
+            with open(path, "rb") as f:
+                if f.read(4) != b"\x7fELF":
+                    continue
+            yield path, elf.facts(path)
+
+
 def static_host_programs(prefix: Path, machine: str, elf_class: int, *, skip: Path,
                          programs: tuple[str, ...] = ("bin", "libexec")) -> int:
     """Every ELF file under prefix (but `skip`, the target's sysroot) for the host's machine
@@ -105,23 +120,14 @@ def static_host_programs(prefix: Path, machine: str, elf_class: int, *, skip: Pa
     folders is for the host (not, say, a program for the build machine in a toolchain for
     another). Returns how many were checked; the error names every file that fails."""
     checked, dynamic, foreign = 0, [], []
-    for top, dirs, files in os.walk(prefix):
-        dirs[:] = [d for d in dirs if Path(top, d) != skip]
-        for name in files:
-            path = Path(top, name)
-            if path.is_symlink() or not path.is_file():
-                continue
-            with open(path, "rb") as f:
-                if f.read(4) != b"\x7fELF":
-                    continue
-            fa = elf.facts(path)
-            if fa.machine != machine or fa.elf_class != elf_class or fa.e_type == "ET_REL":
-                if path.relative_to(prefix).parts[0] in programs:
-                    foreign.append(f"{path.relative_to(prefix)} ({fa.machine}, ELF{fa.elf_class}, {fa.e_type})")
-                continue
-            checked += 1
-            if fa.linkage == "dynamic":
-                dynamic.append(f"{path.relative_to(prefix)} ({fa.interpreter or 'DT_NEEDED ' + ', '.join(fa.needed)})")
+    for path, fa in elf_files(prefix, skip):
+        if fa.machine != machine or fa.elf_class != elf_class or fa.e_type == "ET_REL":
+            if path.relative_to(prefix).parts[0] in programs:
+                foreign.append(f"{path.relative_to(prefix)} ({fa.machine}, ELF{fa.elf_class}, {fa.e_type})")
+            continue
+        checked += 1
+        if fa.linkage == "dynamic":
+            dynamic.append(f"{path.relative_to(prefix)} ({fa.interpreter or 'DT_NEEDED ' + ', '.join(fa.needed)})")
     if foreign:
         raise GateError(f"{len(foreign)} files among the programs are not for {machine} ELF{elf_class}: "
                         + ", ".join(foreign[:20]), where=str(prefix),

@@ -4,11 +4,10 @@ the build machine (its twin), which built and gated them. Only the toolchain's o
 are then compiled for the other machine; the target code is the twin's, byte for byte."""
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
-from ...checks import elf, gates
+from ...checks import gates
 from ..context import Build
 from ..runner import Status
 from ..stage import CANADIAN, Stage
@@ -25,19 +24,8 @@ def copied(b: Build) -> list[tuple[str, tuple[str, ...]]]:
 
 def foreign_files(root: Path, b: Build) -> list[str]:
     """ELF files under root that are not for the target (its machine and class)."""
-    found = []
-    for top, _, files in os.walk(root):
-        for name in files:
-            path = Path(top, name)
-            if path.is_symlink() or not path.is_file():
-                continue
-            with open(path, "rb") as f:
-                if f.read(4) != b"\x7fELF":
-                    continue
-            fa = elf.facts(path)
-            if (fa.machine, fa.elf_class) != (b.target.elf_machine, b.target.elf_class):
-                found.append(f"{path.relative_to(root)} ({fa.machine}, ELF{fa.elf_class})")
-    return found
+    return [f"{path.relative_to(root)} ({fa.machine}, ELF{fa.elf_class})" for path, fa in gates.elf_files(root)
+            if (fa.machine, fa.elf_class) != (b.target.elf_machine, b.target.elf_class)]
 
 
 def run(b: Build, st: Status) -> None:
