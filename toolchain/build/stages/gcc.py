@@ -27,11 +27,19 @@ FLAGS = ["--with-native-system-header-dir=/include",
 STATIC_FLAGS = ["--disable-plugin", "--disable-lto-plugin", "--without-zstd"]
 
 
+def canadian_flags(b: Build) -> list[str]:
+    """Where the twin's libstdc++ headers are (<sysroot>/include/c++/<version>, as for every
+    cross compiler): gcc's default when host = target is a native compiler's include/c++/."""
+    if b.kind != CANADIAN:
+        return []
+    return [f"--with-gxx-include-dir=/{b.triple}/include/c++/{b.versions['gcc'].version}"]
+
+
 def configure_flags(b: Build) -> list[str]:
     langs = ",".join(b.settings.languages)
     return [f"--target={b.triple}", "--prefix=", f"--with-sysroot=/{b.triple}", FLAGS[0],
             f"--enable-languages={langs}", *FLAGS[1:], *b.target.gcc_configure,
-            *(STATIC_FLAGS if b.stage0 else []), *b.host_configure()]
+            *(STATIC_FLAGS if b.stage0 else []), *b.host_configure(), *canadian_flags(b)]
 
 
 def make_vars(b: Build) -> list[str]:
