@@ -182,8 +182,11 @@ def test_a_portable_build_is_compiled_static_by_stage0_and_never_native(tmp_path
         assert plain.host_compiler() == {} and plain.host_configure() == [] and plain.stage0 is None
         assert portable.name == f"{target.name}@{host.name}" and portable.prefix != plain.prefix
         cc = portable.host_compiler()["CC"].split()
-        assert cc == [str(s.out / "toolchains" / host.stage0.name / "bin" / f"{host.stage0.triple}-gcc"),
-                      "-static", "--static"]
+        assert cc == [f"{host.stage0.triple}-gcc", "-static", "--static"]      # no folder: see below
+        assert portable.host_env()["PATH"].split(":")[0] == str(s.out / "toolchains" / host.stage0.name / "bin")
+        # nothing that names the out folder reaches the host programs' link command (gcc
+        # hashes it into cc1): two out folders, the same cc1
+        assert str(s.out) not in " ".join(v for k, v in portable.host_compiler().items())
         for flags, static in ((binutils.configure_flags(portable), "--disable-plugins"),
                               (gcc.configure_flags(portable), "--disable-lto-plugin")):
             assert static in flags

@@ -153,8 +153,12 @@ class Build:
         return env
 
     def host_env(self) -> dict[str, str]:
-        """The environment that builds the toolchain's own programs (binutils, gcc)."""
-        return {**self.env(), **self.host_compiler()}
+        """The environment that builds the toolchain's own programs (binutils, gcc); stage 0's
+        tools are found in PATH (host_compiler names them without their folder)."""
+        env = {**self.env(), **self.host_compiler()}
+        if self.stage0 is not None:
+            env["PATH"] = f"{self.stage0.prefix / 'bin'}:{env['PATH']}"
+        return env
 
     def host_configure(self) -> list[str]:
         """configure's --build and --host when stage 0 compiles the programs: the build triple
@@ -178,8 +182,11 @@ class Build:
         # the programs that run while building (gcc's generators, build-fixincludes) need the
         # build machine's compiler when the toolchain's own programs do not run here
         for_build = dict(CC_FOR_BUILD="gcc", CXX_FOR_BUILD="g++") if self.kind == CANADIAN else {}
-        return dict(CC=f"{s0.tool('gcc')} -static --static", CXX=f"{s0.tool('g++')} -static --static",
-                    AR=s0.tool("ar"), RANLIB=s0.tool("ranlib"), LDFLAGS="-s", **for_build)
+        # by name, not path: gcc hashes its link command (CC and all) into cc1's PCH checksum,
+        # so a path would make cc1 differ between two out folders (16 bytes, measured)
+        tool = lambda name: f"{s0.triple}-{name}"
+        return dict(CC=f"{tool('gcc')} -static --static", CXX=f"{tool('g++')} -static --static",
+                    AR=tool("ar"), RANLIB=tool("ranlib"), LDFLAGS="-s", **for_build)
 
     def steps(self, stage: str, status: Status, env: dict[str, str] | None = None) -> Steps:
         """The runner of a stage's commands, with the host environment unless told otherwise."""
