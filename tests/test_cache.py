@@ -297,3 +297,22 @@ def test_with_a_cache_stages_depend_on_verified_files_not_unpacked_trees(tmp_pat
     assert all(p.path is None or str(p.path) in deps(cached, "gcc_core") for p in gcc.patches)
     first = deps(cached, "linux_headers")
     assert all(str(store.fetch_stamp(cached.settings, v)) in first for v in cached.versions.values())
+
+
+def test_with_a_cache_no_stage_builds_before_the_first_stage_looked_the_toolchain_up(tmp_path):
+    """binutils reads no kernel header, so without this order doit ran it (six minutes of
+    build) before linux_headers, the first stage, had restored the toolchain (found by the
+    slow registry test)."""
+    from toolchain import tasks
+    from toolchain.build import registry
+    plain = tasks.Context({"out": str(tmp_path / "out")}, env={})
+    cached = tasks.Context({"out": str(tmp_path / "out"), "cache": str(tmp_path / "c")}, env={})
+    for kind_name in ("aarch64", "aarch64@portable-aarch64"):
+        b = next(b for b in tasks._builds(cached) if b.name == kind_name)
+        first, *rest = [s.name for s in registry.stages_of(b.kind)]
+        for stage in rest:
+            [with_cache] = [t for t in tasks.stage_tasks(cached, stage) if t["name"] == kind_name]
+            [without] = [t for t in tasks.stage_tasks(plain, stage) if t["name"] == kind_name]
+            assert with_cache["task_dep"] == [f"{first}:{kind_name}"] and without["task_dep"] == []
+        [t] = [t for t in tasks.stage_tasks(cached, first) if t["name"] == kind_name]
+        assert t["task_dep"] == []

@@ -129,11 +129,16 @@ def stage_tasks(ctx: Context, name: str):
         deps += [str(b.stamp(before)) for before in after]
         if not after:     # the toolchains it needs (stage 0, a canadian's twin), gates passed, come first
             deps += [str(n.stamp(registry.LAST)) for n in b.needs]
+        first = registry.stages_of(b.kind)[0].name
+        # with a cache, the first stage looks the toolchain up before any other stage may build;
+        # an order (task_dep), not an input: its re-running does not make the others stale
+        order = [f"{first}:{b.name}"] if ctx.settings.cache and name != first else []
         yield {
             "name": b.name,
             "doc": f"{name} stage for {b.triple}" + (f" ({b.host.doc})" if b.host else ""),
             "actions": [(_guarded, [executor.execute, b, name])],
             "file_dep": deps,
+            "task_dep": order,
             "targets": [str(b.stamp(name))],
             "uptodate": [config_changed(executor.stage_config(b, name))]
                         + ([(lambda task, values, b=b: executor.probe_unchanged(b, name))]
