@@ -272,3 +272,40 @@ def scratch(tmp_path: Path) -> Path:
     shutil.copytree(repo / "recipes", tmp_path / "recipes")
     shutil.copytree(repo / "patches", tmp_path / "patches")
     return tmp_path / "recipes"
+
+
+@pytest.fixture
+def registry(tmp_path):
+    """A real OCI registry (Debian's docker-registry: the CNCF distribution registry) on a free
+    port of 127.0.0.1, storing into tmp_path; stopped after the test."""
+    import os
+    import socket
+    import subprocess
+    import time
+    import requests
+    program = shutil.which("docker-registry")
+    if not program:
+        if os.environ.get("CI"):
+            pytest.fail("docker-registry is not installed (apt-get install docker-registry)")
+        pytest.skip("docker-registry is not installed (apt-get install docker-registry)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    storage = tmp_path / "registry"
+    config = tmp_path / "registry.yml"
+    config.write_text(f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {storage}\n"
+                      f"  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n")
+    proc = subprocess.Popen([program, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                time.sleep(0.1)
+        else:
+            pytest.fail("the registry did not start")
+        yield f"127.0.0.1:{port}", storage, proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

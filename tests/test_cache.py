@@ -65,6 +65,21 @@ def test_miss_push_then_hit_in_another_out_folder(tmp_path, keys, server, kind):
     tarball, manifest = artifact.dist_files(fresh)
     assert tarball.read_bytes() == artifact.dist_files(built)[0].read_bytes() and manifest.is_file()
     assert flow.restored(fresh) and not list((tmp_path / "b" / "toolchains").glob(".restore-*"))
+    # both out folders keep the signed artifact.json beside the tarball (a release ships them)
+    for b in (built, fresh):
+        art, sig = artifact.provenance_files(b)
+        assert json.loads(art.read_bytes())["key"] == key
+        assert sign.verify(art.read_bytes(), sig.read_text().splitlines(), trusted, where="dist") == "ci"
+
+
+def test_a_new_tarball_drops_the_artifact_json_of_the_old_one(tmp_path, keys):
+    secret, _ = keys
+    built = fake_toolchain(tmp_path / "a")
+    artifact.publish(built, backends.Folder(tmp_path / "cache"), secret)
+    assert all(f.is_file() for f in artifact.provenance_files(built))
+    (built.prefix / package.MANIFEST).unlink(missing_ok=True)
+    package.package(built, {"stages": {}})
+    assert not any(f.exists() for f in artifact.provenance_files(built))
 
 
 def pushed(tmp_path, secret):
@@ -194,42 +209,6 @@ def test_push_command_uploads_a_built_toolchain_only(tmp_path, keys):
     assert (tmp_path / "cache" / key[:2] / key / artifact.SIGNATURES).is_file()
     r = run()
     assert r.returncode == 2 and "no cache= to push to" in r.stderr
-
-
-@pytest.fixture
-def registry(tmp_path):
-    """A real OCI registry (Debian's docker-registry: the CNCF distribution registry) on a free
-    port of 127.0.0.1, storing into tmp_path; stopped after the test."""
-    import socket
-    import subprocess
-    import time
-    import requests
-    program = shutil.which("docker-registry")
-    if not program:
-        if os.environ.get("CI"):
-            pytest.fail("docker-registry is not installed (apt-get install docker-registry)")
-        pytest.skip("docker-registry is not installed (apt-get install docker-registry)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    storage = tmp_path / "registry"
-    config = tmp_path / "registry.yml"
-    config.write_text(f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {storage}\n"
-                      f"  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n")
-    proc = subprocess.Popen([program, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(0.1)
-        else:
-            pytest.fail("the registry did not start")
-        yield f"127.0.0.1:{port}", storage, proc
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def test_oci_registry_miss_push_hit_damage_and_down(tmp_path, keys, registry):

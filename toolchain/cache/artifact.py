@@ -18,7 +18,7 @@ from pathlib import Path
 from ..build.context import Build
 from ..sources import unpack
 from ..sources.download import sha256_file
-from ..sources.store import write_json
+from ..sources.store import write_bytes, write_json
 from . import key as key_mod
 from . import sign
 from .backends import CacheError, Missing
@@ -37,6 +37,23 @@ def dist_files(b: Build) -> tuple[Path, Path]:
     return tarball, tarball.with_name(tarball.name + ".manifest.json")
 
 
+def provenance_files(b: Build) -> tuple[Path, Path]:
+    """Where artifact.json and its signatures go beside the tarball in out/dist, so that a
+    release ships them (the package stage removes them when it writes a new tarball)."""
+    from ..build.stages.package import PROVENANCE
+    tarball, _ = dist_files(b)
+    return tuple(tarball.with_name(tarball.name + suffix) for suffix in PROVENANCE)
+
+
+def keep_provenance(b: Build, data: bytes, signatures: list[str]) -> None:
+    art, sig = provenance_files(b)
+    if signatures:
+        write_bytes(sig, "".join(s + "\n" for s in signatures).encode())
+    else:
+        sig.unlink(missing_ok=True)
+    write_bytes(art, data)
+
+
 def describe(b: Build, key: str) -> bytes:
     """artifact.json for the toolchain just packaged."""
     tarball, manifest = dist_files(b)
@@ -52,13 +69,15 @@ def publish(b: Build, backend, secret_file: Path | None) -> str:
     key = key_mod.key(b)
     data = describe(b, key)
     tarball, _ = dist_files(b)
+    signatures = [sign.sign(data, secret_file)] if secret_file else []
     with tempfile.TemporaryDirectory(dir=b.settings.out) as tmp:
         backend.put(key, TARBALL, tarball)
-        if secret_file:
-            (Path(tmp) / SIGNATURES).write_text(sign.sign(data, secret_file) + "\n")
+        if signatures:
+            (Path(tmp) / SIGNATURES).write_text(signatures[0] + "\n")
             backend.put(key, SIGNATURES, Path(tmp) / SIGNATURES)
         (Path(tmp) / ARTIFACT).write_bytes(data)
         backend.put(key, ARTIFACT, Path(tmp) / ARTIFACT)
+    keep_provenance(b, data, signatures)
     return key
 
 
@@ -140,6 +159,7 @@ def restore(b: Build, backend, trusted: list[sign.PublicKey] | None) -> dict | N
         dist.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tarball, dist)
         write_json(manifest, art["manifest"])
+        keep_provenance(b, data, signatures)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     record = {"key": key, "from": str(backend), "signed_by": signer, "files": files,

@@ -78,15 +78,19 @@ def _still_verified(settings: Settings, version: Version, files: dict[str, str])
     return True
 
 
-def write_json(path: Path, data: dict) -> None:
-    """Write JSON atomically (temp file + rename)."""
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write a file atomically (temp file + rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-        f.write("\n")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write JSON atomically (temp file + rename)."""
+    write_bytes(path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
 
 
 def fetch(settings: Settings, version: Version, fetcher: Fetcher | None = None) -> dict:

@@ -160,6 +160,11 @@ def shipped_man_pages(prefix: Path, triple: str, source: Path) -> list[str]:
     return changed
 
 
+# beside a tarball in out/dist once it was pushed to or restored from a cache: its
+# artifact.json and signatures (toolchain.cache.artifact)
+PROVENANCE = (".artifact.json", ".artifact.json.sig")
+
+
 def tarball_name(b: Build) -> str:
     """<triple>-gcc<version>-musl<version>, and -<host> for a toolchain for another host."""
     name = f"{b.triple}-gcc{b.versions['gcc'].version}-musl{b.versions['musl'].version}"
@@ -213,6 +218,8 @@ def package(b: Build, report: dict) -> Path:
     (b.prefix / SUMS).write_text(file_sums(b.prefix))
     name = tarball_name(b)
     dest = b.settings.out / "dist" / f"{name}.tar.gz"
+    for suffix in PROVENANCE:       # a cache's record of an earlier tarball, not of this one
+        dest.with_name(dest.name + suffix).unlink(missing_ok=True)
     entries = tarball(b.prefix, dest, name, source_date_epoch())
     write_json(dest.with_name(dest.name + ".manifest.json"), {**data, "tarball_sha256": sha256_file(dest),
                                                              "entries": entries})
