@@ -3,6 +3,7 @@ stage uses, or the text of the code it runs, makes exactly that stage and the st
 out of date, and nothing before it."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -24,9 +25,12 @@ sys.path.insert(0, {repo!r})
 from toolchain.build import registry
 
 
-def fake(original):
+def fake(original, name):
     def run(b, st):
         b.prefix.mkdir(parents=True, exist_ok=True)
+        if name == os.environ.get("FAKE_BURN"):    # a command that spends CPU, for the report
+            import subprocess
+            subprocess.run([sys.executable, "-c", "sum(range(3 * 10**7))"], check=True)
     run.__module__ = original.__module__    # the stage's code is still its module's
     return run
 
@@ -36,7 +40,7 @@ for name, stage in registry.BY_NAME.items():
     config = stage.config
     if name in edited:
         config = lambda b, old=stage.config: {{**old(b), "edited": 1}}
-    registry.BY_NAME[name] = dataclasses.replace(stage, run=fake(stage.run), probe=None, config=config)
+    registry.BY_NAME[name] = dataclasses.replace(stage, run=fake(stage.run, name), probe=None, config=config)
 exec(compile(open({dodo!r}).read(), {dodo!r}, "exec"))
 """
 
@@ -81,14 +85,19 @@ def test_one_change_reruns_exactly_its_stage_and_the_ones_after(project, tmp_pat
     dodo = tmp_path / "fake_dodo.py"
     dodo.write_text(FAKE_DODO.format(repo=str(repo), dodo=str(repo / "dodo.py")))
 
-    def run(config: list[str]) -> set[str]:
+    def run(config: list[str], burn: str = "") -> set[str]:
         r = subprocess.run([sys.executable, "-m", "doit", "-f", str(dodo), "toolchain:x86_64", *args],
                            cwd=tmp, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
-                           env={**os.environ, "FAKE_CONFIG": ",".join(config)})
+                           env={**os.environ, "FAKE_CONFIG": ",".join(config), "FAKE_BURN": burn})
         assert r.returncode == 0, r.stdout + r.stderr
         return {t.removesuffix(":x86_64") for t in ran(r.stdout) if t.endswith(":x86_64")} - {"toolchain", "sources"}
 
-    assert run([]) == {s.name for s in registry.stages_of(HERE)}
+    assert run([], burn="musl") == {s.name for s in registry.stages_of(HERE)}
+    # the report has each stage's CPU time (its commands'), for benchmarks: musl's spent some
+    report = json.loads((tmp / "out" / "build" / "x86_64" / "report.json").read_text())
+    cpu = {name: s["cpu_seconds"] for name, s in report["stages"].items()}
+    assert cpu["musl"] > 0.3 and all(0 <= c < 0.3 for n, c in cpu.items() if n != "musl"), cpu
+    assert report["total_cpu_seconds"] >= cpu["musl"]
     assert run([]) == set()                       # nothing changed: nothing runs
     config: list[str] = []
     for stage in registry.stages_of(HERE):        # a value a stage uses

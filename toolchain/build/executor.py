@@ -8,6 +8,7 @@ import hashlib
 import importlib.util
 import inspect
 import json
+import resource
 import sys
 import time
 from types import ModuleType
@@ -72,6 +73,13 @@ def stage_config(b: Build, name: str) -> dict:
             "host_env": list(HOST_ENV), "prefix": str(b.prefix), **stage.config(b), "code": code_hash(stage)}
 
 
+def _children_cpu() -> float:
+    """user + system CPU seconds of this process's finished children (the stage's commands:
+    doit runs one stage at a time per process)."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def execute(b: Build, name: str) -> None:
     """Run one stage from a clean state; write its stamp only after its gates passed."""
     stage = BY_NAME[name]
@@ -81,6 +89,7 @@ def execute(b: Build, name: str) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("")
     started = time.time()
+    cpu_before = _children_cpu()
     if b.settings.cache and name == stages_of(b.kind)[0].name:
         flow.try_restore(b)
     from_cache = bool(b.settings.cache) and flow.restored(b)
@@ -93,7 +102,8 @@ def execute(b: Build, name: str) -> None:
         elif name == LAST:
             package.check_restored(b)
         elapsed = st.elapsed()
-    record = {"stage": name, "target": b.name, "seconds": round(elapsed, 1), "restored": from_cache,
+    record = {"stage": name, "target": b.name, "seconds": round(elapsed, 1),
+              "cpu_seconds": round(_children_cpu() - cpu_before, 1), "restored": from_cache,
               "started": started, "log": str(log), "probe": stage.probe(b) if stage.probe else None,
               "versions": {p: v.version for p, v in b.versions.items()},
               "config": stage_config(b, name)}

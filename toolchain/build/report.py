@@ -19,7 +19,9 @@ def write_report(b: Build) -> dict:
     report = {"target": b.target.name, "host": b.host.name if b.host else "build", "triple": b.triple,
               "prefix": str(b.prefix),
               "versions": {p: v.version for p, v in b.versions.items()},
-              "stages": {s["stage"]: {"seconds": s["seconds"], "config": s["config"]} for s in stamps},
-              "total_seconds": round(sum(s["seconds"] for s in stamps), 1)}
+              "stages": {s["stage"]: {"seconds": s["seconds"], "cpu_seconds": s.get("cpu_seconds"),
+                                      "config": s["config"]} for s in stamps},
+              "total_seconds": round(sum(s["seconds"] for s in stamps), 1),
+              "total_cpu_seconds": round(sum(s.get("cpu_seconds") or 0 for s in stamps), 1)}
     write_json(b.work / "report.json", report)
     return report
