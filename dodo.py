@@ -11,6 +11,7 @@ from doit import doit_cmd
 
 from toolchain import cmdline, hosttools, interrupt
 from toolchain.errors import ToolchainError
+from toolchain.build import jobserver
 from toolchain.build.registry import STAGES
 from toolchain.tasks import (Context, download_task, fetch_tasks, settings_task, source_tasks,
                              sources_tasks, stage_tasks, toolchain_tasks)
@@ -29,6 +30,7 @@ try:
         cmdline.check_names(REQUEST, CTX.recipes, CTX.versions)
         for note in hosttools.check_request(REQUEST, CTX):  # before any download
             print(note, file=sys.stderr)
+        jobserver.start(CTX.settings.jobs)    # before doit forks its workers (doit -n)
 except ToolchainError as e:
     sys.exit(f"error: {e}")
 

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import machine
+from . import jobserver, machine
 from ..sources.recipes import Host, Target, Version
 from .runner import Status, run
 from ..settings import Settings
@@ -128,8 +128,9 @@ class Build:
         return os.path.relpath(src / "configure", cwd)
 
     def make(self, *targets: str) -> list[str]:
-        """make with the jobs setting (which never changes what is built)."""
-        return ["make", f"-j{self.settings.jobs}", *targets]
+        """make with the jobs setting (which never changes what is built), or the run's
+        jobserver's jobs."""
+        return ["make", *jobserver.make_jobs(self.settings.jobs), *targets]
 
     def remove_libtool_archives(self, under: Path | None = None) -> None:
         """.la files: build paths inside, and nothing needs them for static links."""

@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+from . import jobserver
 from ..errors import ToolchainError
 
 TAIL_LINES = 40
@@ -89,9 +90,10 @@ def run(cmd: list[str], *, log: Path, cwd: Path, env: dict[str, str] | None = No
     with open(log, "ab") as f:
         f.write(f"\n$ cd {cwd} && {shlex.join(cmd)}\n".encode())
         f.flush()
+        env, fds = jobserver.for_command(env)      # its makes share the run's jobs
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE if capture else f,
                                 stderr=f if capture else subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+                                start_new_session=True, pass_fds=fds)
         with _LIVE_LOCK:
             _LIVE.add(proc.pid)
         try:
