@@ -29,8 +29,9 @@ def fake(original, name):
     def run(b, st):
         b.prefix.mkdir(parents=True, exist_ok=True)
         if name == os.environ.get("FAKE_BURN"):    # a command that spends CPU, for the report
-            import subprocess
-            subprocess.run([sys.executable, "-c", "sum(range(3 * 10**7))"], check=True)
+            from toolchain.build.runner import run as run_command
+            run_command([sys.executable, "-c", "sum(range(3 * 10**7))"], log=b.log(name), cwd=b.work,
+                        status=st, step="burn")
     run.__module__ = original.__module__    # the stage's code is still its module's
     return run
 
@@ -98,6 +99,9 @@ def test_one_change_reruns_exactly_its_stage_and_the_ones_after(project, tmp_pat
     cpu = {name: s["cpu_seconds"] for name, s in report["stages"].items()}
     assert cpu["musl"] > 0.3 and all(0 <= c < 0.3 for n, c in cpu.items() if n != "musl"), cpu
     assert report["total_cpu_seconds"] >= cpu["musl"]
+    [step] = report["stages"]["musl"]["steps"]      # and each command's, in the stage's log too
+    assert step["step"] == "burn" and step["cpu_seconds"] > 0.3 and step["seconds"] >= step["cpu_seconds"] - 0.1
+    assert "# burn: " in (tmp / "out" / "build" / "x86_64" / "logs" / "musl.log").read_text()
     assert run([]) == set()                       # nothing changed: nothing runs
     config: list[str] = []
     for stage in registry.stages_of(HERE):        # a value a stage uses

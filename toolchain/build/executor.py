@@ -8,7 +8,6 @@ import hashlib
 import importlib.util
 import inspect
 import json
-import resource
 import sys
 import time
 from types import ModuleType
@@ -20,7 +19,7 @@ from ..cache import flow
 from .registry import BY_NAME, LAST, Stage, stages_of
 from .stages import package
 from .report import write_report
-from .runner import Status
+from .runner import Status, children_cpu
 
 # What a stage runs is the build and check code it reaches; sources, patches and recipes
 # reach it as files (their verified trees), tracked by doit's file dependencies instead.
@@ -73,13 +72,6 @@ def stage_config(b: Build, name: str) -> dict:
             "host_env": list(HOST_ENV), "prefix": str(b.prefix), **stage.config(b), "code": code_hash(stage)}
 
 
-def _children_cpu() -> float:
-    """user + system CPU seconds of this process's finished children (the stage's commands:
-    doit runs one stage at a time per process)."""
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
-
-
 def execute(b: Build, name: str) -> None:
     """Run one stage from a clean state; write its stamp only after its gates passed."""
     stage = BY_NAME[name]
@@ -89,7 +81,7 @@ def execute(b: Build, name: str) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("")
     started = time.time()
-    cpu_before = _children_cpu()
+    cpu_before = children_cpu()
     if b.settings.cache and name == stages_of(b.kind)[0].name:
         flow.try_restore(b)
     from_cache = bool(b.settings.cache) and flow.restored(b)
@@ -103,7 +95,7 @@ def execute(b: Build, name: str) -> None:
             package.check_restored(b)
         elapsed = st.elapsed()
     record = {"stage": name, "target": b.name, "seconds": round(elapsed, 1),
-              "cpu_seconds": round(_children_cpu() - cpu_before, 1), "restored": from_cache,
+              "cpu_seconds": round(children_cpu() - cpu_before, 1), "steps": st.timings, "restored": from_cache,
               "started": started, "log": str(log), "probe": stage.probe(b) if stage.probe else None,
               "versions": {p: v.version for p, v in b.versions.items()},
               "config": stage_config(b, name)}

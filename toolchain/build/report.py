@@ -20,7 +20,7 @@ def write_report(b: Build) -> dict:
               "prefix": str(b.prefix),
               "versions": {p: v.version for p, v in b.versions.items()},
               "stages": {s["stage"]: {"seconds": s["seconds"], "cpu_seconds": s.get("cpu_seconds"),
-                                      "config": s["config"]} for s in stamps},
+                                      "steps": s.get("steps", []), "config": s["config"]} for s in stamps},
               "total_seconds": round(sum(s["seconds"] for s in stamps), 1),
               "total_cpu_seconds": round(sum(s.get("cpu_seconds") or 0 for s in stamps), 1)}
     write_json(b.work / "report.json", report)

@@ -3,6 +3,7 @@ with elapsed time on the console, and the log's tail plus its path when a comman
 from __future__ import annotations
 
 import os
+import resource
 import shlex
 import shutil
 import signal
@@ -49,6 +50,7 @@ class Status:
     def __init__(self, label: str):
         self.label = label
         self.step = ""
+        self.timings: list[dict] = []      # each command's step, wall and CPU seconds
         self.start = time.monotonic()
         self.tty = sys.stdout.isatty()
         self._stop = threading.Event()
@@ -79,6 +81,13 @@ class Status:
             sys.stdout.flush()
 
 
+def children_cpu() -> float:
+    """user + system CPU seconds of this process's finished children: a stage's commands, as
+    doit runs one stage at a time per process."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run(cmd: list[str], *, log: Path, cwd: Path, env: dict[str, str] | None = None,
         status: Status | None = None, step: str = "", capture: bool = False) -> str:
     """Run one command, appending its output to `log`; raise StageError with the tail on failure.
@@ -87,6 +96,7 @@ def run(cmd: list[str], *, log: Path, cwd: Path, env: dict[str, str] | None = No
     log.parent.mkdir(parents=True, exist_ok=True)
     if status:
         status.step = step or cmd[0]
+    started, cpu_before = time.monotonic(), children_cpu()
     with open(log, "ab") as f:
         f.write(f"\n$ cd {cwd} && {shlex.join(cmd)}\n".encode())
         f.flush()
@@ -106,6 +116,10 @@ def run(cmd: list[str], *, log: Path, cwd: Path, env: dict[str, str] | None = No
                 proc.wait()
         if capture:
             f.write(out)
+        wall, cpu = time.monotonic() - started, children_cpu() - cpu_before
+        f.write(f"# {step or cmd[0]}: {wall:.1f} s wall, {cpu:.1f} s CPU, exit status {proc.returncode}\n".encode())
+    if status:
+        status.timings.append({"step": step or cmd[0], "seconds": round(wall, 1), "cpu_seconds": round(cpu, 1)})
     if proc.returncode != 0:
         raise StageError(f"`{shlex.join(cmd)[:200]}` failed with exit status {proc.returncode}"
                          f"\n--- last lines of {log} ---\n{tail(log)}",
