@@ -155,7 +155,7 @@ class Runner:
         return work
 
 
-def seed(tmp: Path, cache: str, secret_file: Path, names: list[str]) -> None:
+def seed(cache: str, secret_file: Path, names: list[str]) -> None:
     out = os.environ.get("MUSL_TOOLCHAIN_WORKFLOW_SEED")
     if not out:
         return
@@ -176,7 +176,7 @@ def test_the_release_workflow_runs_here_against_a_local_registry(tmp_path, regis
     run.job("matrix")
     include = json.loads(run.needs["matrix"]["include"])["include"]
     [entry] = [j for j in include if j["target"] == row]
-    seed(tmp_path, run.cache, tmp_path / "release.key", [entry["stage0"], entry["toolchain"]])
+    seed(run.cache, tmp_path / "release.key", [entry["stage0"], entry["toolchain"]])
 
     run.job("stage0")
     assert re.search(r"\[x86_64\] cache: (restored \(signed by release|pushed as [0-9a-f]{64}$)",

@@ -112,8 +112,7 @@ def _source_deps(ctx: Context, stage, b: context.Build) -> list[str]:
     s = ctx.settings
     if not s.cache:
         return [str(store.tree_path(s, ctx.versions[p]) / store.MARKER) for p in stage.reads]
-    first = stage.name == registry.stages_of(b.kind)[0].name
-    versions = list(ctx.versions.values()) if first else [ctx.versions[p] for p in stage.reads]
+    versions = list(ctx.versions.values()) if stage.name == registry.first(b.kind) else [ctx.versions[p] for p in stage.reads]
     return [str(store.fetch_stamp(s, v)) for v in versions] + \
         [str(p.path) for v in versions for p in v.patches if not p.remote]
 
@@ -129,9 +128,9 @@ def stage_tasks(ctx: Context, name: str):
         deps += [str(b.stamp(before)) for before in after]
         if not after:     # the toolchains it needs (stage 0, a canadian's twin), gates passed, come first
             deps += [str(n.stamp(registry.LAST)) for n in b.needs]
-        first = registry.stages_of(b.kind)[0].name
         # with a cache, the first stage looks the toolchain up before any other stage may build;
         # an order (task_dep), not an input: its re-running does not make the others stale
+        first = registry.first(b.kind)
         order = [f"{first}:{b.name}"] if ctx.settings.cache and name != first else []
         yield {
             "name": b.name,

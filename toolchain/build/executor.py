@@ -16,7 +16,7 @@ from ..sources import store
 from ..sources.store import write_json
 from .context import HOST_ENV, HOST_FLAGS, Build
 from ..cache import flow
-from .registry import BY_NAME, LAST, Stage, stages_of
+from .registry import BY_NAME, LAST, Stage, first
 from .stages import package
 from .report import write_report
 from .runner import Status, children_cpu
@@ -82,7 +82,7 @@ def execute(b: Build, name: str) -> None:
     log.write_text("")
     started = time.time()
     cpu_before = children_cpu()
-    if b.settings.cache and name == stages_of(b.kind)[0].name:
+    if b.settings.cache and name == first(b.kind):
         flow.try_restore(b)
     from_cache = bool(b.settings.cache) and flow.restored(b)
     if b.settings.cache and not from_cache:     # with a cache, a stage that builds makes its trees

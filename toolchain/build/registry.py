@@ -34,6 +34,11 @@ def stages_of(kind: str) -> tuple[Stage, ...]:
     return tuple(s for s in STAGES if kind in s.builds)
 
 
+def first(kind: str) -> str:
+    """The first stage of a kind of build: with a cache, the one that looks the toolchain up."""
+    return stages_of(kind)[0].name
+
+
 def after(name: str, kind: str) -> tuple[str, ...]:
     """The stages that come before `name` in that kind of build: its `after`, less those the
     kind has not (a canadian build has no musl stage: its gcc comes after gcc_core)."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from ..build.context import Build
@@ -38,20 +37,21 @@ def dist_files(b: Build) -> tuple[Path, Path]:
 
 
 def provenance_files(b: Build) -> tuple[Path, Path]:
-    """Where artifact.json and its signatures go beside the tarball in out/dist, so that a
-    release ships them (the package stage removes them when it writes a new tarball)."""
-    from ..build.stages.package import PROVENANCE
-    tarball, _ = dist_files(b)
-    return tuple(tarball.with_name(tarball.name + suffix) for suffix in PROVENANCE)
+    """artifact.json and its signatures beside the tarball in out/dist, so that a release
+    ships them (the package stage removes them when it writes a new tarball)."""
+    from ..build.stages.package import provenance_files as beside
+    return beside(dist_files(b)[0])
 
 
-def keep_provenance(b: Build, data: bytes, signatures: list[str]) -> None:
+def keep_provenance(b: Build, data: bytes, signatures: list[str]) -> tuple[Path, Path]:
+    """Write them; returns their paths (the signatures' only if there are any)."""
     art, sig = provenance_files(b)
     if signatures:
         write_bytes(sig, "".join(s + "\n" for s in signatures).encode())
     else:
         sig.unlink(missing_ok=True)
     write_bytes(art, data)
+    return art, sig
 
 
 def describe(b: Build, key: str) -> bytes:
@@ -70,14 +70,11 @@ def publish(b: Build, backend, secret_file: Path | None) -> str:
     data = describe(b, key)
     tarball, _ = dist_files(b)
     signatures = [sign.sign(data, secret_file)] if secret_file else []
-    with tempfile.TemporaryDirectory(dir=b.settings.out) as tmp:
-        backend.put(key, TARBALL, tarball)
-        if signatures:
-            (Path(tmp) / SIGNATURES).write_text(signatures[0] + "\n")
-            backend.put(key, SIGNATURES, Path(tmp) / SIGNATURES)
-        (Path(tmp) / ARTIFACT).write_bytes(data)
-        backend.put(key, ARTIFACT, Path(tmp) / ARTIFACT)
-    keep_provenance(b, data, signatures)
+    art, sig = keep_provenance(b, data, signatures)     # the files the backend then uploads
+    backend.put(key, TARBALL, tarball)
+    if signatures:
+        backend.put(key, SIGNATURES, sig)
+    backend.put(key, ARTIFACT, art)
     return key
 
 

@@ -160,9 +160,10 @@ def shipped_man_pages(prefix: Path, triple: str, source: Path) -> list[str]:
     return changed
 
 
-# beside a tarball in out/dist once it was pushed to or restored from a cache: its
-# artifact.json and signatures (toolchain.cache.artifact)
-PROVENANCE = (".artifact.json", ".artifact.json.sig")
+def provenance_files(tarball: Path) -> tuple[Path, Path]:
+    """Beside a tarball in out/dist once it was pushed to or restored from a cache: its
+    artifact.json and signatures (toolchain.cache.artifact)."""
+    return tarball.with_name(tarball.name + ".artifact.json"), tarball.with_name(tarball.name + ".artifact.json.sig")
 
 
 def tarball_name(b: Build) -> str:
@@ -218,8 +219,8 @@ def package(b: Build, report: dict) -> Path:
     (b.prefix / SUMS).write_text(file_sums(b.prefix))
     name = tarball_name(b)
     dest = b.settings.out / "dist" / f"{name}.tar.gz"
-    for suffix in PROVENANCE:       # a cache's record of an earlier tarball, not of this one
-        dest.with_name(dest.name + suffix).unlink(missing_ok=True)
+    for old in provenance_files(dest):      # a cache's record of an earlier tarball, not of this one
+        old.unlink(missing_ok=True)
     entries = tarball(b.prefix, dest, name, source_date_epoch())
     write_json(dest.with_name(dest.name + ".manifest.json"), {**data, "tarball_sha256": sha256_file(dest),
                                                              "entries": entries})
