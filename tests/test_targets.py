@@ -218,6 +218,12 @@ def test_a_build_for_another_machine_is_a_canadian_cross_with_its_twins_tools(tm
         assert b.host_configure() == [f"--build={machine.build_triple()}", f"--host={host.stage0.triple}",
                                       f"--program-prefix={target.triple}-"]
         assert b.host_compiler()["CC_FOR_BUILD"] == "gcc" and host.stage0.triple in b.host_compiler()["CC"]
+        # libstdc++'s headers where the twin's are, named from $(libsubdir) as a cross gcc's
+        # own default is, so they come before musl's (#include_next); under the sysroot they
+        # would come after gcc's and musl's headers
+        gxx = [f for f in gcc.configure_flags(b) if f.startswith("--with-gxx-include-dir=")]
+        assert gxx == [f"--with-gxx-include-dir=$(libsubdir)/$(libsubdir_to_prefix){target.triple}"
+                       "/include/c++/$(version)"]
         assert b.env()["PATH"].split(":")[0] == str(b.twin.prefix / "bin")
         assert gcc.goals(b) == ("host",) and gcc.goals(b.twin) == ("host", "target")
         assert {"musl", "hello", "libgcc_static"}.isdisjoint(s.name for s in registry.stages_of(b.kind))

@@ -28,11 +28,14 @@ STATIC_FLAGS = ["--disable-plugin", "--disable-lto-plugin", "--without-zstd"]
 
 
 def canadian_flags(b: Build) -> list[str]:
-    """Where the twin's libstdc++ headers are (<sysroot>/include/c++/<version>, as for every
-    cross compiler): gcc's default when host = target is a native compiler's include/c++/."""
+    """Where the twin's libstdc++ headers are: <prefix>/<triple>/include/c++/<version>, named
+    as a cross compiler names it, under $(libsubdir), which gcc's own make expands. Only then
+    are they searched before musl's headers, as libstdc++'s #include_next needs: a path under
+    the sysroot is searched after gcc's own headers, and gcc's default when host = target is
+    a native compiler's <prefix>/include/c++ (both seen on aarch64@portable-aarch64)."""
     if b.kind != CANADIAN:
         return []
-    return [f"--with-gxx-include-dir=/{b.triple}/include/c++/{b.versions['gcc'].version}"]
+    return [f"--with-gxx-include-dir=$(libsubdir)/$(libsubdir_to_prefix){b.triple}/include/c++/$(version)"]
 
 
 def configure_flags(b: Build) -> list[str]:
