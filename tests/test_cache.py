@@ -295,3 +295,44 @@ def test_with_a_cache_no_stage_builds_before_the_first_stage_looked_the_toolchai
             assert with_cache["task_dep"] == [f"{first}:{kind_name}"] and without["task_dep"] == []
         [t] = [t for t in tasks.stage_tasks(cached, first) if t["name"] == kind_name]
         assert t["task_dep"] == []
+
+
+def test_verify_takes_a_signed_artifact_from_the_cache_and_rebuilds_without_it(tmp_path, keys, monkeypatch):
+    """`verify --key K cache=...`: the tarball comes from the cache only if signed by a
+    trusted key, with its sha256 checked; the rebuild never sees the cache settings (a rebuild
+    that restored the artifact would prove nothing)."""
+    from toolchain import repro
+    from toolchain.errors import ToolchainError
+    secret, trusted = keys
+    built = fake_toolchain(tmp_path / "a")
+    (built.prefix / "musl-toolchain.json").write_text(json.dumps({"target": "aarch64", "versions": {"gcc": "16.2.0"}}))
+    dest, _ = artifact.dist_files(built)
+    dest.unlink()
+    package.tarball(built.prefix, dest, dest.name.removesuffix(".tar.gz"), 0)
+    cache = tmp_path / "cache"
+    key = artifact.publish(built, backends.Folder(cache), secret)
+    settings = {"cache": str(cache), "cache_trust": str(trusted[0]), "cache_push": "1", "jobs": "2"}
+
+    other = str(sign.keygen("other", tmp_path / "other.key"))
+    with pytest.raises(sign.SignatureError):
+        repro.from_cache(key, tmp_path / "untrusted", tmp_path / "d", {**settings, "cache_trust": other})
+    assert not (tmp_path / "untrusted" / "artifact").exists()          # nothing half-fetched stays
+    for bad, why in (("../" + key[3:], "not a toolchain key"), ("0" * 64, "has no toolchain under key")):
+        with pytest.raises(ToolchainError, match=why):
+            repro.from_cache(bad, tmp_path / "bad", tmp_path / "d", settings)
+
+    tarball, got = repro.from_cache(key, tmp_path / "v", tmp_path / "d", settings)
+    assert got == key and tarball.read_bytes() == dest.read_bytes()
+    assert json.loads((tarball.parent / (tarball.name + ".artifact.json")).read_text())["key"] == key
+
+    seen = {}
+
+    def rebuild(out, name, distfiles, extra):
+        seen.update(extra, name=name)
+        return subprocess.Popen(["false"])
+    import subprocess
+    monkeypatch.setattr(repro, "full_build", rebuild)
+    with pytest.raises(ToolchainError, match="the rebuild failed"):
+        repro.verify(tarball, tmp_path / "v", tmp_path / "d", settings, key)
+    assert seen["name"] == "aarch64" and seen["jobs"] == "2" and seen["gcc"] == "16.2.0"
+    assert not set(repro.CACHE_SETTINGS) & set(seen)

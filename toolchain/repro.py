@@ -14,6 +14,7 @@ account of the first few when diffoscope is installed. Exit status 0 only when i
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import subprocess
 import sys
@@ -199,9 +200,40 @@ def manifest_of(tarball: Path) -> dict:
     raise ToolchainError("has no <top>/musl-toolchain.json: not a toolchain tarball of this tool", where=str(tarball))
 
 
-def verify(tarball: Path, workdir: Path, distfiles: Path, extra: dict[str, str]) -> int:
+# the cache's settings are for fetching what is verified, never for the rebuild: a rebuild
+# that restored the artifact from the cache would prove nothing
+CACHE_SETTINGS = ("cache", "cache_push", "cache_key", "cache_trust")
+KEY = re.compile(r"[0-9a-f]{64}")
+
+
+def from_cache(key: str, workdir: Path, distfiles: Path, extra: dict[str, str]) -> tuple[Path, str]:
+    """The tarball cached under `key` in cache= (signed by a key in cache_trust=, its sha256
+    checked), downloaded into workdir/artifact; returns it and the key."""
+    from .cache import artifact, backends, sign
+    if not KEY.fullmatch(key):
+        raise ToolchainError(f"--key {key[:80]!r} is not a toolchain key (64 hex digits)",
+                             fix="`python -m toolchain key <target>` prints one; a release's artifact.json has it")
+    if not extra.get("cache"):
+        raise ToolchainError("--key needs cache=, the cache that holds it", fix="e.g. cache=oci://ghcr.io/<owner>/musl-toolchains")
+    folder = workdir / "artifact"
+    if folder.exists() or (workdir / "out").exists():
+        raise ToolchainError("already exists", where=str(workdir), fix="give an empty or new --dir")
+    folder.mkdir(parents=True)
+    try:
+        s = _settings(folder, distfiles, extra)     # out= here: the rebuild's own out must not exist yet
+        tarball, art, signer = artifact.download(backends.backend(s.cache), key, sign.trusted_keys(s.cache_trust), folder)
+    except ToolchainError:
+        shutil.rmtree(folder)        # made above: nothing half-downloaded stays
+        raise
+    signed = "unsigned, cache_trust=any" if signer == sign.ANY else f"signed by {signer}"
+    print(f"[verify] {key[:16]}...: {art['toolchain']}, {tarball.name} ({signed}, sha256 checked)", flush=True)
+    return tarball, key
+
+
+def verify(tarball: Path, workdir: Path, distfiles: Path, extra: dict[str, str], key: str = "") -> int:
     """Rebuild the toolchain a tarball says it is (target, host, versions: its manifest) in
-    workdir, and compare: "identical", or the members that differ."""
+    workdir, and compare: "identical", or the members that differ. With a key, the tarball
+    is a cached artifact's, and the rebuild's key is compared with it too."""
     m = manifest_of(tarball)
     try:
         name = m["target"] + (f"@{m['host']['name']}" if m.get("host") else "")
@@ -211,9 +243,16 @@ def verify(tarball: Path, workdir: Path, distfiles: Path, extra: dict[str, str])
     out = workdir / "out"
     if out.exists():
         raise ToolchainError("already exists", where=str(out), fix="give an empty or new --dir")
-    extra = {**versions, **extra}
+    extra = {**versions, **{k: v for k, v in extra.items() if k not in CACHE_SETTINGS}}
     print(f"[verify] {tarball.name}: rebuilding toolchain:{name} ({', '.join(f'{k} {v}' for k, v in versions.items())})",
           flush=True)
     if _wait([full_build(out, name, distfiles, extra)])[0]:
         raise ToolchainError("the rebuild failed", where=str(out))
-    return report(tarball, _tarball(_build(out, name, distfiles, extra)), " (rebuilt)")
+    rebuilt = _build(out, name, distfiles, extra)
+    status = report(tarball, _tarball(rebuilt), " (rebuilt)")
+    if key:
+        from .cache import key as key_mod
+        again = key_mod.key(rebuilt)
+        print(f"key: {'the same' if again == key else f'differs: the rebuild has {again}'} "
+              f"({'same inputs' if again == key else 'other inputs, e.g. another commit of this tool: python -m toolchain key --inputs shows them'})")
+    return status

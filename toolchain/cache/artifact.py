@@ -78,21 +78,53 @@ def publish(b: Build, backend, secret_file: Path | None) -> str:
     return key
 
 
-def _parse(data: bytes, key: str, b: Build, where: str) -> dict:
+def _parse(data: bytes, key: str, name: str | None, where: str) -> dict:
+    """artifact.json checked: this tool's format, for `key` (and toolchain `name` if given)."""
     try:
         art = json.loads(data)
         t = art["tarball"]
         ok = (art["format"] == FORMAT and isinstance(t["sha256"], str) and len(t["sha256"]) == 64
               and isinstance(t["size"], int) and 0 < t["size"] <= MAX_TARBALL and isinstance(t["name"], str)
-              and t["name"].endswith(".tar.gz") and "/" not in t["name"] and isinstance(art["manifest"], dict))
+              and t["name"].endswith(".tar.gz") and "/" not in t["name"] and t["name"] not in (".", "..")
+              and isinstance(art["manifest"], dict) and isinstance(art["toolchain"], str))
     except (ValueError, KeyError, TypeError):
         ok = False
     if not ok:
         raise CacheError("is not an artifact.json of this tool's format", where=where)
-    if art["key"] != key or art["toolchain"] != b.name:
+    if art["key"] != key or (name is not None and art["toolchain"] != name):
         raise CacheError(f"is for {art['toolchain']} with key {str(art['key'])[:16]}..., "
-                         f"not {b.name} with key {key[:16]}...", where=where)
+                         f"not {name or 'a toolchain'} with key {key[:16]}...", where=where)
     return art
+
+
+def _signed(backend, key: str, trusted: list[sign.PublicKey] | None, name: str | None) -> tuple[bytes, list[str], dict, str]:
+    """artifact.json under `key`, its signatures, what it says and who signed it; raises
+    Missing when the key is not there."""
+    where = f"{backend}/{key}/{ARTIFACT}"
+    data = backend.read_small(key, ARTIFACT)
+    art = _parse(data, key, name, where)
+    try:
+        signatures = [s for s in backend.read_small(key, SIGNATURES).decode(errors="replace").splitlines() if s]
+    except Missing:
+        signatures = []
+    return data, signatures, art, sign.verify(data, signatures, trusted, where=where)
+
+
+def download(backend, key: str, trusted: list[sign.PublicKey] | None, folder: Path) -> tuple[Path, dict, str]:
+    """The tarball cached under `key` (signature and sha256 checked) and its artifact.json,
+    written into folder; returns the tarball's path, what artifact.json says and its signer."""
+    try:
+        data, signatures, art, signer = _signed(backend, key, trusted, None)
+    except Missing:
+        raise CacheError(f"has no toolchain under key {key}", where=str(backend),
+                         fix="`python -m toolchain key <target> cache=...` prints a toolchain's key") from None
+    tarball = folder / art["tarball"]["name"]
+    backend.fetch(key, TARBALL, tarball, art["tarball"]["sha256"], art["tarball"]["size"])
+    provenance = folder / (tarball.name + "." + ARTIFACT)
+    write_bytes(provenance, data)
+    if signatures:
+        write_bytes(provenance.with_name(provenance.name + ".sig"), "".join(s + "\n" for s in signatures).encode())
+    return tarball, art, signer
 
 
 def check_sums(root: Path) -> int:
@@ -128,17 +160,11 @@ def restore(b: Build, backend, trusted: list[sign.PublicKey] | None) -> dict | N
     key = key_mod.key(b)
     where = f"{backend}/{key}/{ARTIFACT}"
     try:
-        data = backend.read_small(key, ARTIFACT)
+        data, signatures, art, signer = _signed(backend, key, trusted, b.name)
     except Missing:
         return None
-    art = _parse(data, key, b, where)
     if art["tarball"]["name"] != dist_files(b)[0].name:
         raise CacheError(f"names its tarball {art['tarball']['name']}, expected {dist_files(b)[0].name}", where=where)
-    try:
-        signatures = [s for s in backend.read_small(key, SIGNATURES).decode(errors="replace").splitlines() if s]
-    except Missing:
-        signatures = []
-    signer = sign.verify(data, signatures, trusted, where=where)
     work = b.settings.out / "toolchains" / f".restore-{b.name}"
     shutil.rmtree(work, ignore_errors=True)     # an earlier attempt of ours
     work.mkdir(parents=True)
