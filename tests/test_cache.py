@@ -336,3 +336,17 @@ def test_verify_takes_a_signed_artifact_from_the_cache_and_rebuilds_without_it(t
         repro.verify(tarball, tmp_path / "v", tmp_path / "d", settings, key)
     assert seen["name"] == "aarch64" and seen["jobs"] == "2" and seen["gcc"] == "16.2.0"
     assert not set(repro.CACHE_SETTINGS) & set(seen)
+
+
+def test_verify_key_on_the_command_line_reads_its_settings(tmp_path):
+    """argparse hands verify's first NAME=VALUE to the tarball argument when --key is given:
+    it must still be a setting (a cache= that is lost would be 'needs cache=')."""
+    import subprocess
+    import sys
+    (tmp_path / "cache").mkdir()
+    r = subprocess.run([sys.executable, "-m", "toolchain", "verify", "--key", "0" * 64, f"cache={tmp_path / 'cache'}",
+                        "cache_trust=any", "--dir", str(tmp_path / "v"), "--distfiles", str(tmp_path / "d")],
+                       cwd=Path(__file__).parent.parent, capture_output=True, text=True, timeout=60,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 2 and f"has no toolchain under key {'0' * 64}" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "v" / "artifact").exists()

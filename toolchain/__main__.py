@@ -118,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     m = sub.add_parser("matrix", help="the release matrix (JSON for GitHub Actions' fromJSON) from targets.yaml")
     m.add_argument("--host", default="portable", help="build, or a row of hosts: in targets.yaml (default portable)")
     v = sub.add_parser("verify", help="rebuild the toolchain a tarball says it is; identical, or what differs")
-    v.add_argument("tarball", type=Path, nargs="?", help="a toolchain tarball (out/dist, a release, a cache restore)")
+    # a str: with --key, argparse hands the first NAME=VALUE here, and a Path would fold its //
+    v.add_argument("tarball", nargs="?", help="a toolchain tarball (out/dist, a release, a cache restore)")
     v.add_argument("--key", help="instead of a tarball: the toolchain cached under this key in cache= "
                                  "(signed by a key in cache_trust=)")
     v.add_argument("--dir", required=True, type=Path, help="a new folder for the rebuild")
@@ -167,10 +168,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     extra = _settings(parser, args.settings)
     if args.command == "verify":
+        if args.key is not None and args.tarball is not None and "=" in args.tarball:
+            extra = _settings(parser, [args.tarball, *args.settings])
+            args.tarball = None
         if (args.tarball is None) == (args.key is None):
             parser.error("verify takes a tarball or --key KEY (with cache=), one of the two")
         try:
-            tarball, key = (args.tarball.absolute(), "") if args.key is None else \
+            tarball, key = (Path(args.tarball).absolute(), "") if args.key is None else \
                 repro.from_cache(args.key, args.dir.absolute(), args.distfiles.absolute(), extra)
             return repro.verify(tarball, args.dir.absolute(), args.distfiles.absolute(), extra, key)
         except ToolchainError as e:
