@@ -174,6 +174,8 @@ def test_a_toolchain_for_another_machine_builds_and_runs_programs_there(tmp_path
     assert manifest["host"].get("target_files_from") == f"toolchain:{manifest['target']}" \
         or machine.runs_natively(host.stage0)
     gcc = root / "opt" / "toolchain" / "bin" / f"{manifest['triple']}-gcc"
+    doubled = list(gcc.parent.glob(f"{manifest['triple']}-{manifest['triple']}-*"))
+    assert not doubled, f"a native compiler's extra names, program-prefixed twice: {doubled}"
     assert open(gcc, "rb").read(20)[18] == ENUM_E_MACHINE[host.stage0.elf_machine] & 0xff
     if machine.runs_natively(host.stage0):
         result = build_and_run(root, manifest)

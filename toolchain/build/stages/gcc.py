@@ -113,6 +113,10 @@ def run_rest(b: Build, st: Status) -> None:
            cwd=obj, step="install")
     b.remove_libtool_archives()
     if b.kind == CANADIAN:
+        # host = target: gcc also installs a native compiler's <triple>-gcc, ..., which the
+        # program prefix turns into <triple>-<triple>-gcc: the same files (hard links) again
+        for doubled in (b.prefix / "bin").glob(f"{b.triple}-{b.triple}-*"):
+            doubled.unlink()
         return
     libgcc = Path(sh.run([b.tool("gcc"), "-print-libgcc-file-name"], cwd=obj, capture=True).strip())
     for name in ("libgcc.a", "libgcc_eh.a"):
