@@ -10,10 +10,10 @@ An expression the runner does not know fails the test, so the workflow cannot gr
 what is checked here without this test saying so.
 
   MUSL_TOOLCHAIN_WORKFLOW_ROW   the matrix row to build (default aarch64)
-  MUSL_TOOLCHAIN_WORKFLOW_SEED  an out folder where toolchain:x86_64 and the row's portable
+  MUSL_TOOLCHAIN_WORKFLOW_SEED  an out folder where toolchain:x86_64 and/or the row's portable
                                 toolchain are built at this commit: pushed to the registry
-                                first, so the jobs restore them (minutes); without it the
-                                jobs build both cold (an hour or more)
+                                first, so the jobs restore them (minutes); what it lacks, and
+                                everything without it, the jobs build cold (an hour or more)
 """
 from __future__ import annotations
 
@@ -59,7 +59,10 @@ class Runner:
     def value(self, expr: str, matrix: dict, runner_temp: Path):
         if expr == "runner.temp":
             return str(runner_temp)
-        if expr.startswith("matrix."):
+        m = re.fullmatch(r"([\w.]+) != '([^']*)'", expr)
+        if m:      # before the names: `matrix.x != ''` starts with one
+            return self.value(m.group(1), matrix, runner_temp) != m.group(2)
+        if re.fullmatch(r"matrix\.\w+", expr):
             return str(matrix[expr.removeprefix("matrix.")])
         m = re.fullmatch(r"(steps|needs)\.(\w+)\.outputs\.(\w+)", expr)
         if m:
@@ -70,9 +73,6 @@ class Runner:
         m = re.fullmatch(r"startsWith\(([\w.]+), '([^']*)'\)", expr)
         if m:
             return self.value(m.group(1), matrix, runner_temp).startswith(m.group(2))
-        m = re.fullmatch(r"([\w.]+) != '([^']*)'", expr)
-        if m:
-            return self.value(m.group(1), matrix, runner_temp) != m.group(2)
         if expr in self.context:
             return self.context[expr]
         raise AssertionError(f"the local runner does not know ${{{{ {expr} }}}}: teach it, or the workflow "
@@ -160,6 +160,9 @@ def seed(cache: str, secret_file: Path, names: list[str]) -> None:
     if not out:
         return
     for name in names:
+        if not (Path(out) / "build" / name / "stamps" / "package.json").is_file():
+            print(f"seed: {name} is not built in {out}: the jobs build it")
+            continue
         r = subprocess.run([sys.executable, "-m", "toolchain", "push", name, f"out={out}", f"cache={cache}",
                             f"cache_key={secret_file}"], cwd=REPO, capture_output=True, text=True, timeout=1800)
         assert r.returncode == 0, r.stderr
