@@ -51,6 +51,25 @@ def make_tree(root: Path) -> None:
     (root / "sys" / "usr").symlink_to(".")   # the sysroot's usr -> . must not loop
 
 
+def test_a_commands_cpu_is_its_own_when_two_stages_run_at_once(tmp_path):
+    """doit -P thread runs stages of two toolchains in one process: a command that only
+    waits must not be charged with the CPU of one that ended beside it meanwhile."""
+    import re
+    import sys
+    import threading
+    burn = [sys.executable, "-c", "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.8: pass"]
+    wait = ["sleep", "2"]
+    threads = [threading.Thread(target=run, args=(cmd,), kwargs=dict(log=tmp_path / f"{name}.log", cwd=tmp_path, step=name))
+               for name, cmd in (("wait", wait), ("burn", burn))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    cpu = {name: float(re.search(rf"# {name}: [0-9.]+ s wall, ([0-9.]+) s CPU", (tmp_path / f"{name}.log").read_text())[1])
+           for name in ("wait", "burn")}
+    assert cpu["burn"] >= 0.7 and cpu["wait"] < 0.3, cpu
+
+
 def test_tarball_is_reproducible_sorted_and_anonymous(tmp_path):
     for d in ("one", "two"):
         make_tree(tmp_path / d / "prefix")

@@ -19,7 +19,7 @@ from ..cache import flow
 from .registry import BY_NAME, LAST, Stage, first
 from .stages import package
 from .report import write_report
-from .runner import Status, children_cpu
+from .runner import Status
 
 # What a stage runs is the build and check code it reaches; sources, patches and recipes
 # reach it as files (their verified trees), tracked by doit's file dependencies instead.
@@ -81,7 +81,6 @@ def execute(b: Build, name: str) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("")
     started = time.time()
-    cpu_before = children_cpu()
     if b.settings.cache and name == first(b.kind):
         flow.try_restore(b)
     from_cache = bool(b.settings.cache) and flow.restored(b)
@@ -95,7 +94,7 @@ def execute(b: Build, name: str) -> None:
             package.check_restored(b)
         elapsed = st.elapsed()
     record = {"stage": name, "target": b.name, "seconds": round(elapsed, 1),
-              "cpu_seconds": round(children_cpu() - cpu_before, 1), "steps": st.timings, "restored": from_cache,
+              "cpu_seconds": round(sum(t["cpu_seconds"] for t in st.timings), 1), "steps": st.timings, "restored": from_cache,
               "started": started, "log": str(log), "probe": stage.probe(b) if stage.probe else None,
               "versions": {p: v.version for p, v in b.versions.items()},
               "config": stage_config(b, name)}

@@ -3,7 +3,6 @@ with elapsed time on the console, and the log's tail plus its path when a comman
 from __future__ import annotations
 
 import os
-import resource
 import shlex
 import shutil
 import signal
@@ -81,13 +80,6 @@ class Status:
             sys.stdout.flush()
 
 
-def children_cpu() -> float:
-    """user + system CPU seconds of this process's finished children: a stage's commands, as
-    doit runs one stage at a time per process."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def run(cmd: list[str], *, log: Path, cwd: Path, env: dict[str, str] | None = None,
         status: Status | None = None, step: str = "", capture: bool = False) -> str:
     """Run one command, appending its output to `log`; raise StageError with the tail on failure.
@@ -96,7 +88,7 @@ def run(cmd: list[str], *, log: Path, cwd: Path, env: dict[str, str] | None = No
     log.parent.mkdir(parents=True, exist_ok=True)
     if status:
         status.step = step or cmd[0]
-    started, cpu_before = time.monotonic(), children_cpu()
+    started = time.monotonic()
     with open(log, "ab") as f:
         f.write(f"\n$ cd {cwd} && {shlex.join(cmd)}\n".encode())
         f.flush()
@@ -107,7 +99,11 @@ def run(cmd: list[str], *, log: Path, cwd: Path, env: dict[str, str] | None = No
         with _LIVE_LOCK:
             _LIVE.add(proc.pid)
         try:
-            out, _ = proc.communicate()
+            out = proc.stdout.read() if capture else b""
+            # the command's own CPU (with all it ran and waited for), not the process's
+            # children's: with doit -P thread, stages of two toolchains run in one process
+            _, code, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(code)
         finally:
             with _LIVE_LOCK:
                 _LIVE.discard(proc.pid)
@@ -116,7 +112,7 @@ def run(cmd: list[str], *, log: Path, cwd: Path, env: dict[str, str] | None = No
                 proc.wait()
         if capture:
             f.write(out)
-        wall, cpu = time.monotonic() - started, children_cpu() - cpu_before
+        wall, cpu = time.monotonic() - started, usage.ru_utime + usage.ru_stime
         f.write(f"# {step or cmd[0]}: {wall:.1f} s wall, {cpu:.1f} s CPU, exit status {proc.returncode}\n".encode())
     if status:
         status.timings.append({"step": step or cmd[0], "seconds": round(wall, 1), "cpu_seconds": round(cpu, 1)})
