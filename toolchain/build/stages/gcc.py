@@ -51,7 +51,10 @@ def make_vars(b: Build) -> list[str]:
     libraries, whose debug info gets the output folder mapped."""
     # gcc's top Makefile passes no command-line variables down (MAKEOVERRIDES=), but
     # TARGET-gcc is the goal list of its sub-make in gcc/, which takes assignments too
-    return [f"TARGET-gcc=all BUILD_SYSTEM_HEADER_DIR={b.sysroot / 'include'}",
+    # LIMITS_H_TEST: gcc makes its <limits.h> a wrapper of the libc's only if that exists
+    # when all-gcc runs: never in a cold build (musl comes later), but in a rebuild in an out
+    # folder that has musl, which then changed libstdc++ and libgomp too. Pinned as cold.
+    return [f"TARGET-gcc=all BUILD_SYSTEM_HEADER_DIR={b.sysroot / 'include'} LIMITS_H_TEST=false",
             f"SYSROOT_CFLAGS_FOR_TARGET=--sysroot={b.sysroot}",
             f"DEBUG_PREFIX_CFLAGS_FOR_TARGET={b.prefix_map}"]
 
