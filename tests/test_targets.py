@@ -218,11 +218,11 @@ def test_a_build_for_another_machine_is_a_canadian_cross_with_its_twins_tools(tm
         assert b.host_configure() == [f"--build={machine.build_triple()}", f"--host={host.stage0.triple}",
                                       f"--program-prefix={target.triple}-"]
         assert b.host_compiler()["CC_FOR_BUILD"] == "gcc" and host.stage0.triple in b.host_compiler()["CC"]
+        # gcc's <limits.h> as a cold build makes it, whatever an earlier build left in the sysroot
+        assert "LIMITS_H_TEST=false" in gcc.make_vars(b)[0].split() and gcc.make_vars(b)[0].startswith("TARGET-gcc=all ")
         # libstdc++'s headers where the twin's are, named from $(libsubdir) as a cross gcc's
         # own default is, so they come before musl's (#include_next); under the sysroot they
         # would come after gcc's and musl's headers
-        # gcc's <limits.h> as a cold build makes it, whatever an earlier build left in the sysroot
-        assert "LIMITS_H_TEST=false" in gcc.make_vars(b)[0].split() and gcc.make_vars(b)[0].startswith("TARGET-gcc=all ")
         gxx = [f for f in gcc.configure_flags(b) if f.startswith("--with-gxx-include-dir=")]
         assert gxx == [f"--with-gxx-include-dir=$(libsubdir)/$(libsubdir_to_prefix){target.triple}"
                        "/include/c++/$(version)"]

@@ -174,9 +174,9 @@ def main(argv: list[str] | None = None) -> int:
         if (args.tarball is None) == (args.key is None):
             parser.error("verify takes a tarball or --key KEY (with cache=), one of the two")
         try:
-            tarball, key = (Path(args.tarball).absolute(), "") if args.key is None else \
+            tarball = Path(args.tarball).absolute() if args.key is None else \
                 repro.from_cache(args.key, args.dir.absolute(), args.distfiles.absolute(), extra)
-            return repro.verify(tarball, args.dir.absolute(), args.distfiles.absolute(), extra, key)
+            return repro.verify(tarball, args.dir.absolute(), args.distfiles.absolute(), extra, args.key or "")
         except ToolchainError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

@@ -206,9 +206,9 @@ CACHE_SETTINGS = ("cache", "cache_push", "cache_key", "cache_trust")
 KEY = re.compile(r"[0-9a-f]{64}")
 
 
-def from_cache(key: str, workdir: Path, distfiles: Path, extra: dict[str, str]) -> tuple[Path, str]:
+def from_cache(key: str, workdir: Path, distfiles: Path, extra: dict[str, str]) -> Path:
     """The tarball cached under `key` in cache= (signed by a key in cache_trust=, its sha256
-    checked), downloaded into workdir/artifact; returns it and the key."""
+    checked), downloaded into workdir/artifact."""
     from .cache import artifact, backends, sign
     if not KEY.fullmatch(key):
         raise ToolchainError(f"--key {key[:80]!r} is not a toolchain key (64 hex digits)",
@@ -225,9 +225,9 @@ def from_cache(key: str, workdir: Path, distfiles: Path, extra: dict[str, str]) 
     except ToolchainError:
         shutil.rmtree(folder)        # made above: nothing half-downloaded stays
         raise
-    signed = "unsigned, cache_trust=any" if signer == sign.ANY else f"signed by {signer}"
-    print(f"[verify] {key[:16]}...: {art['toolchain']}, {tarball.name} ({signed}, sha256 checked)", flush=True)
-    return tarball, key
+    print(f"[verify] {key[:16]}...: {art['toolchain']}, {tarball.name} ({sign.described(signer)}, sha256 checked)",
+          flush=True)
+    return tarball
 
 
 def verify(tarball: Path, workdir: Path, distfiles: Path, extra: dict[str, str], key: str = "") -> int:
@@ -253,6 +253,7 @@ def verify(tarball: Path, workdir: Path, distfiles: Path, extra: dict[str, str],
     if key:
         from .cache import key as key_mod
         again = key_mod.key(rebuilt)
-        print(f"key: {'the same' if again == key else f'differs: the rebuild has {again}'} "
-              f"({'same inputs' if again == key else 'other inputs, e.g. another commit of this tool: python -m toolchain key --inputs shows them'})")
+        print("key: the same (same inputs)" if again == key else
+              f"key: differs, the rebuild's is {again} (other inputs, e.g. another commit of this tool; "
+              "`python -m toolchain key --inputs` lists them)")
     return status

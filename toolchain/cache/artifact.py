@@ -45,7 +45,12 @@ def provenance_files(b: Build) -> tuple[Path, Path]:
 
 def keep_provenance(b: Build, data: bytes, signatures: list[str]) -> tuple[Path, Path]:
     """Write them; returns their paths (the signatures' only if there are any)."""
-    art, sig = provenance_files(b)
+    return _write_provenance(dist_files(b)[0], data, signatures)
+
+
+def _write_provenance(tarball: Path, data: bytes, signatures: list[str]) -> tuple[Path, Path]:
+    from ..build.stages.package import provenance_files as beside
+    art, sig = beside(tarball)
     if signatures:
         write_bytes(sig, "".join(s + "\n" for s in signatures).encode())
     else:
@@ -85,7 +90,7 @@ def _parse(data: bytes, key: str, name: str | None, where: str) -> dict:
         t = art["tarball"]
         ok = (art["format"] == FORMAT and isinstance(t["sha256"], str) and len(t["sha256"]) == 64
               and isinstance(t["size"], int) and 0 < t["size"] <= MAX_TARBALL and isinstance(t["name"], str)
-              and t["name"].endswith(".tar.gz") and "/" not in t["name"] and t["name"] not in (".", "..")
+              and t["name"].endswith(".tar.gz") and "/" not in t["name"]
               and isinstance(art["manifest"], dict) and isinstance(art["toolchain"], str))
     except (ValueError, KeyError, TypeError):
         ok = False
@@ -120,10 +125,7 @@ def download(backend, key: str, trusted: list[sign.PublicKey] | None, folder: Pa
                          fix="`python -m toolchain key <target> cache=...` prints a toolchain's key") from None
     tarball = folder / art["tarball"]["name"]
     backend.fetch(key, TARBALL, tarball, art["tarball"]["sha256"], art["tarball"]["size"])
-    provenance = folder / (tarball.name + "." + ARTIFACT)
-    write_bytes(provenance, data)
-    if signatures:
-        write_bytes(provenance.with_name(provenance.name + ".sig"), "".join(s + "\n" for s in signatures).encode())
+    _write_provenance(tarball, data, signatures)
     return tarball, art, signer
 
 

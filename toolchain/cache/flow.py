@@ -47,8 +47,7 @@ def try_restore(b: Build) -> bool:
     if record is None:
         print(f"[{b.name}] cache: not there: building", flush=True)
         return False
-    signer = "unsigned, cache_trust=any" if record["signed_by"] == sign.ANY else f"signed by {record['signed_by']}"
-    print(f"[{b.name}] cache: restored ({signer}; {record['files']} files checked) in "
+    print(f"[{b.name}] cache: restored ({sign.described(record['signed_by'])}; {record['files']} files checked) in "
           f"{time.time() - started:.1f} s", flush=True)
     return True
 

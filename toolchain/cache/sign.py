@@ -125,3 +125,8 @@ def verify(data: bytes, signatures: list[str], trusted: list[PublicKey] | None, 
     names = ", ".join(sorted({s.partition(':')[0] for s in signatures}))
     raise SignatureError(f"is signed by {names}, none of which cache_trust lists", where=where,
                          fix="add that public key to cache_trust= if you trust who holds it")
+
+
+def described(signer: str) -> str:
+    """A signer as verify returned it, for a message."""
+    return "unsigned, cache_trust=any" if signer == ANY else f"signed by {signer}"
