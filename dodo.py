@@ -23,6 +23,9 @@ from toolchain.tasks import (Context, download_task, fetch_tasks, settings_task,
 REQUEST = cmdline.parse(sys.argv[1:]) if doit_cmd._CMDLINE_VARS is not None else None
 if REQUEST:
     interrupt.install()
+    # doit's worker processes (doit -n) and this one share the terminal or pipe: a whole line
+    # per write, so their lines never cut into each other
+    sys.stdout.reconfigure(line_buffering=True)
 
 try:
     CTX = Context(cmdline=doit_cmd._CMDLINE_VARS or {})  # doit's parsed name=value arguments

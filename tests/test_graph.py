@@ -63,6 +63,9 @@ def test_loader_sees_families_and_target_subtasks(tmp_path, monkeypatch):
     assert not reads(f"binutils:{t}", musl_marker) and not reads(f"gcc_core:{t}", musl_marker)
     assert reads(f"gcc:{t}", "stamps/musl.json") and reads(f"hello:{t}", "stamps/gcc.json")
     assert not reads(f"gcc_core:{t}", "stamps/musl.json")
+    # gcc's host libraries wait for nothing of the target: they build beside binutils
+    assert reads(f"gcc_core:{t}", "stamps/gcc_libs.json") and reads(f"gcc_core:{t}", "stamps/binutils.json")
+    assert not any(d.endswith(".json") and "/stamps/" in d for d in tasks[f"gcc_libs:{t}"].file_dep)
     assert reads(f"toolchain:{t}", "stamps/package.json")
     assert config["dep_file"].endswith(".doit-toolchain.db") and config["backend"] == "sqlite3"
     assert config["dep_file"].startswith(str(tmp_path / "out"))
@@ -73,7 +76,8 @@ def test_loader_sees_families_and_target_subtasks(tmp_path, monkeypatch):
         assert {f"target_files:{c}", f"binutils:{c}", f"gcc_core:{c}", f"gcc:{c}", f"package:{c}"} <= set(tasks)
         assert not {f"musl:{c}", f"hello:{c}", f"linux_headers:{c}", f"ncurses:{c}"} & set(tasks)
         assert reads(f"gcc:{c}", f"build/{c}/stamps/gcc_core.json")
-        assert reads(f"gcc_core:{c}", f"build/{c}/stamps/target_files.json")
+        assert reads(f"gcc_libs:{c}", f"build/{c}/stamps/target_files.json")
+        assert reads(f"gcc_core:{c}", f"build/{c}/stamps/gcc_libs.json")
         assert reads(f"target_files:{c}", "build/aarch64/stamps/package.json")
         assert reads(f"package:{c}", f"build/{c}/stamps/gcc.json")
         assert not reads(f"package:{c}", f"build/{c}/stamps/hello.json")

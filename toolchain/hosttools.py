@@ -23,7 +23,7 @@ from .errors import ToolchainError
 
 QEMU = "<qemu>"    # stands for the target's qemu-user program (toolchain/build/machine.py), if it needs one
 
-MAKE_BUILDS = ("linux_headers", "binutils", "gcc_core", "libgcc_static", "musl", "gcc", "ncurses", "libedit")
+MAKE_BUILDS = ("linux_headers", "binutils", "gcc_libs", "gcc_core", "libgcc_static", "musl", "gcc", "ncurses", "libedit")
 RUST = ("rust_std", "rust", "rust_obj")
 RUNS_TARGET_PROGRAMS = ("hello", "linux_headers_gate", "libedit", "rust", "rust_obj")
 
@@ -39,9 +39,9 @@ class Tool:
 TOOLS = (
     Tool("patch", "patch", ("source",)),                                 # patching.py: GNU patch
     Tool("make", "make", MAKE_BUILDS),
-    Tool("gcc", "gcc", ("linux_headers", "binutils", "gcc_core", "gcc", "ncurses")),   # host compiler; Linux's unifdef, ncurses' host tic
-    Tool("g++", "g++", ("gcc_core", "gcc")),                             # gcc is written in C++
-    Tool("m4", "m4", ("gcc_core",)),                                     # gmp's configure (built in-tree)
+    Tool("gcc", "gcc", ("linux_headers", "binutils", "gcc_libs", "gcc_core", "gcc", "ncurses")),   # host compiler; Linux's unifdef, ncurses' host tic
+    Tool("g++", "g++", ("gcc_libs", "gcc_core", "gcc")),                             # gcc is written in C++
+    Tool("m4", "m4", ("gcc_libs",)),                                     # gmp's configure (built in-tree)
     Tool("awk", "mawk", MAKE_BUILDS),                                    # configure scripts, gcc's generators
     Tool("pkg-config", "pkgconf", ("ncurses", "libedit")),               # the .pc gates, libedit's test
     Tool("bash", "bash", ("package",)),                                  # the env.sh gate

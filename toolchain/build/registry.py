@@ -1,5 +1,5 @@
-"""The stage registry, in the proven order (musl-cross-make's): Linux's headers and binutils ->
-gcc_core (all-gcc) -> libgcc_static (after musl's headers) -> musl -> gcc (the rest, with
+"""The stage registry, in the proven order (musl-cross-make's): Linux's headers, binutils and
+gcc's host libraries (gcc_libs, which needs neither) -> gcc_core (all-gcc) -> libgcc_static (after musl's headers) -> musl -> gcc (the rest, with
 shared libgcc, C++) -> hello and the headers' gate; then the target libraries, Rust, and the
 package.
 
@@ -15,6 +15,7 @@ STAGES: tuple[Stage, ...] = (
     *target_files.STAGES,  # canadian builds only: the target's files from the twin
     linux_headers.INSTALL,
     *binutils.STAGES,
+    gcc.LIBS,
     gcc.CORE,
     *musl.STAGES,         # libgcc_static, musl
     gcc.REST,             # the rest of the same gcc build tree

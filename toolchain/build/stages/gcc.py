@@ -1,6 +1,8 @@
 """gcc, in one build tree staged as musl-cross-make does: the compiler (all-gcc) here, a static
 libgcc in musl's module (it needs musl's headers), then after musl the rest with the target
-libraries, here again."""
+libraries, here again. The host libraries and build tools that all-gcc needs come first in a
+stage of their own, which needs neither binutils nor a target header: with `doit -n 2` it
+builds beside binutils."""
 from __future__ import annotations
 
 import shutil
@@ -75,13 +77,32 @@ def shadow_source(b: Build) -> Path:
     return shadow
 
 
-def run_core(b: Build, st: Status) -> None:
-    sh = b.steps("gcc_core", st, b.host_env())
+# What configure-gcc and all-gcc depend on in gcc's Makefile.def, less binutils (gas, ld,
+# gold): all for the machine gcc runs on or builds on. A maybe- goal is nothing for a module
+# this tree or configuration has not (isl, gettext, libiconv, libgrust, build-bison, ...).
+HOST_PARTS = ("gmp", "mpfr", "mpc", "isl", "gettext", "libiconv", "libiberty", "zlib", "libbacktrace",
+              "libcpp", "libcody", "libdecnumber", "fixincludes", "lto-plugin", "libgrust",
+              "build-libiberty", "build-libcpp", "build-fixincludes", "build-texinfo", "build-bison",
+              "build-flex")
+
+
+def run_libs(b: Build, st: Status) -> None:
+    """The build tree configured, and the parts of it that all-gcc needs that read nothing of
+    the target (its binutils, headers or libc)."""
+    sh = b.steps("gcc_libs", st, b.host_env())
     shadow = shadow_source(b)
     obj = clean_dir(obj_dir(b))
+    sh.run([b.configure(shadow, obj), *configure_flags(b)], cwd=obj, step="configure")
+    sh.run(b.make(*make_vars(b), *(f"maybe-all-{part}" for part in HOST_PARTS)), cwd=obj,
+           step="make gmp mpfr mpc libiberty libcpp ...")
+
+
+def run_core(b: Build, st: Status) -> None:
+    sh = b.steps("gcc_core", st, b.host_env())
+    obj = obj_dir(b)
+    shutil.rmtree(obj / "gcc", ignore_errors=True)     # a re-run starts gcc/ from clean
     (b.sysroot / "include").mkdir(parents=True, exist_ok=True)
     b.link_usr()
-    sh.run([b.configure(shadow, obj), *configure_flags(b)], cwd=obj, step="configure")
     sh.run(b.make(*make_vars(b), "all-gcc"), cwd=obj, step="make all-gcc")
     sh.run(["make", *make_vars(b), f"DESTDIR={b.prefix}", "install-gcc"], cwd=obj, step="install-gcc")
     if b.kind == CANADIAN:     # they run on the other machine only: static programs for it
@@ -134,10 +155,13 @@ def config(b: Build) -> dict:
     return {"configure": configure_flags(b), "make": make_vars(b), "host": b.host_compiler(), "goals": goals(b)}
 
 
-CORE = Stage("gcc_core", "gcc's compiler proper (make all-gcc), gmp/mpfr/mpc built in-tree", run_core,
-             reads=("gcc", "gmp", "mpfr", "mpc"), after=("binutils", "linux_headers", "target_files"),
+LIBS = Stage("gcc_libs", "gcc's build tree configured; gmp, mpfr, mpc (in-tree) and gcc's host libraries built",
+             run_libs, reads=("gcc", "gmp", "mpfr", "mpc"), after=("target_files",), config=config,
+             builds=(HERE, CANADIAN))
+CORE = Stage("gcc_core", "gcc's compiler proper (make all-gcc)", run_core,
+             reads=("gcc", "gmp", "mpfr", "mpc"), after=("gcc_libs", "binutils", "linux_headers"),
              config=config, makes="the compiler driver and cc1", builds=(HERE, CANADIAN))
 REST = Stage("gcc", "the rest of gcc: libgcc (with libgcc_eh), libstdc++; static libgcc into the sysroot",
              run_rest, after=("gcc_core", "musl"), config=config,
              makes="C and C++ compilers; the static libgcc archives in the sysroot's lib", builds=(HERE, CANADIAN))
-STAGES = (CORE, REST)   # musl's stages come between the two
+STAGES = (LIBS, CORE, REST)   # musl's stages come between the two
