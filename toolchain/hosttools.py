@@ -40,7 +40,7 @@ TOOLS = (
     Tool("patch", "patch", ("source",)),                                 # patching.py: GNU patch
     Tool("make", "make", MAKE_BUILDS),
     Tool("gcc", "gcc", ("linux_headers", "binutils", "gcc_libs", "gcc_core", "gcc", "ncurses")),   # host compiler; Linux's unifdef, ncurses' host tic
-    Tool("g++", "g++", ("gcc_libs", "gcc_core", "gcc")),                             # gcc is written in C++
+    Tool("g++", "g++", ("gcc_libs", "gcc_core", "gcc")),                 # gcc is written in C++
     Tool("m4", "m4", ("gcc_libs",)),                                     # gmp's configure (built in-tree)
     Tool("awk", "mawk", MAKE_BUILDS),                                    # configure scripts, gcc's generators
     Tool("pkg-config", "pkgconf", ("ncurses", "libedit")),               # the .pc gates, libedit's test
