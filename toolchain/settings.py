@@ -30,10 +30,11 @@ SETTINGS = {
     "cache_push": "1: upload each toolchain built (all gates passed) to the cache",
     "cache_key": "secret key file (python -m toolchain keygen) that signs what is pushed",
     "cache_trust": "public keys (<name>:<base64>) whose signatures are trusted, or any",
+    "ccache": "1: compile the toolchain's own programs through ccache (CCACHE_DIR, else a folder in ~/.cache/musl-toolchain)",
 }
 
 
-def _cache_home() -> Path:
+def cache_home() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "musl-toolchain"
 
 
@@ -63,6 +64,8 @@ class Settings:
     cache_push: bool = False
     cache_key: Path | None = None
     cache_trust: str = ""
+    ccache: str = ""                 # the ccache program, when ccache=1
+    ccache_dir: Path | None = None   # and the folder of its cache
 
     @property
     def state(self) -> Path:
@@ -121,7 +124,7 @@ def load(cmdline: dict[str, str] | None = None, env: dict[str, str] | None = Non
     out = _folder("out", shown("out"), get("out", str(ROOT / "out"))).resolve()
     _writable("out", shown("out"), out)   # doit opens its dep file there at once
     distfiles = _folder("distfiles", shown("distfiles"),
-                        get("distfiles", str(_cache_home() / "distfiles"))).absolute()
+                        get("distfiles", str(cache_home() / "distfiles"))).absolute()
     if not offline:                        # offline, a read-only copy of distfiles is fine
         _writable("distfiles", shown("distfiles"), distfiles)
     return Settings(
@@ -138,7 +141,16 @@ def load(cmdline: dict[str, str] | None = None, env: dict[str, str] | None = Non
         languages=_languages(get("languages", "c,c++")),
         **_cache(get("cache", ""), _bool("cache_push", get("cache_push", "0")), get("cache_key", ""),
                  get("cache_trust", "")),
+        **_ccache(_bool("ccache", get("ccache", "0")), env),
     )
+
+
+def _ccache(on: bool, env: dict[str, str]) -> dict:
+    if not on:
+        return {}
+    from .build import ccache
+    return {"ccache": ccache.program(),
+            "ccache_dir": Path(env.get("CCACHE_DIR") or cache_home() / "ccache").expanduser().absolute()}
 
 
 def _cache(cache: str, push: bool, secret: str, trust: str) -> dict:

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import jobserver, machine
+from . import ccache, jobserver, machine
 from ..sources.recipes import Host, Target, Version
 from .runner import Status, run
 from ..settings import Settings
@@ -159,6 +159,8 @@ class Build:
         env = {**self.env(), **self.host_compiler()}
         if self.stage0 is not None:
             env["PATH"] = f"{self.stage0.prefix / 'bin'}:{env['PATH']}"
+        if self.settings.ccache:
+            env.update(ccache.environment(self.settings, env["PATH"]))
         return env
 
     def host_configure(self) -> list[str]:
