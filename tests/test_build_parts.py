@@ -330,3 +330,22 @@ def test_static_host_programs_names_every_dynamic_one(tmp_path):
         static_host_programs(prefix, "EM_AARCH64", 64, skip=prefix / "sysroot")
     with pytest.raises(GateError, match="no EM_AARCH64 programs found"):
         static_host_programs(prefix, "EM_AARCH64", 64, skip=prefix / "sysroot", programs=())
+
+
+def test_the_gcc_stage_goes_on_from_libgcc_static_once_then_from_clean(tmp_path):
+    """libgcc_static's objects are kept by the gcc stage only right after it built them (its
+    mark); the static-only libgcc.a goes, and so does every other target folder."""
+    from toolchain import settings
+    from toolchain.build.stages import gcc
+    from toolchain.sources import recipes
+    r = recipes.load()
+    b = context.Build(settings.load({"out": str(tmp_path / "out")}, env={}), AARCH64, r.select({}))
+    target = gcc.obj_dir(b) / b.triple
+    for name in ("libgcc/_muldi3.o", "libgcc/libgcc.a", f"libgcc/{gcc.STATIC_LIBGCC_MARK}", "libstdc++-v3/Makefile"):
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        (target / name).write_text("x")
+    assert gcc.keep_static_libgcc(b)
+    assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*")) == ["libgcc", "libgcc/_muldi3.o"]
+    # a second start (the first attempt failed): libgcc from clean as well
+    assert not gcc.keep_static_libgcc(b)
+    assert list(target.iterdir()) == []

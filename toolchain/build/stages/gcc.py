@@ -27,6 +27,11 @@ FLAGS = ["--with-native-system-header-dir=/include",
 # every link, gcc-ar to ar). Without it -flto makes fat objects and links through collect2
 # and lto-wrapper. zstd (LTO compression) only from our sysroot, which has none.
 STATIC_FLAGS = ["--disable-plugin", "--disable-lto-plugin", "--without-zstd"]
+# Answers for the target libraries' configure scripts, as autoconf cache variables in the
+# environment (a configure option would enter gcc -v's "Configured with" and change the driver):
+# libstdc++ then builds no precompiled <bits/stdc++.h>, 4 files and ~700 MB that `make install`
+# never installs (install-pch is not part of it), about 25 CPU seconds per target.
+TARGET_CONFIGURE_ANSWERS = {"glibcxx_cv_prog_CXX_pch": "no"}
 
 
 def canadian_flags(b: Build) -> list[str]:
@@ -124,12 +129,36 @@ def goals(b: Build) -> tuple[str, ...]:
     return ("host",) if b.kind == CANADIAN else ("host", "target")
 
 
+# Written by libgcc_static once its libgcc is built; taken by the gcc stage when it starts.
+STATIC_LIBGCC_MARK = ".musl-toolchain-static-libgcc"
+
+
+def keep_static_libgcc(b: Build) -> bool:
+    """Clean target library folders, except libgcc's when libgcc_static built it last: its
+    objects are the ones a clean build makes (configured and compiled the same; measured:
+    every object, libgcc_eh.a, libgcov.a and libgcc_s.so equal, aarch64), so make only adds
+    the shared ones, as musl-cross-make's tree does. Its mark is taken now: an attempt of
+    this stage that fails leaves none, and the next one starts libgcc from clean too."""
+    target = obj_dir(b) / b.triple
+    libgcc = target / "libgcc"
+    keep = (libgcc / STATIC_LIBGCC_MARK).is_file()
+    for entry in (sorted(target.iterdir()) if target.is_dir() else ()):
+        if not (keep and entry == libgcc):
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+    if keep:
+        (libgcc / STATIC_LIBGCC_MARK).unlink()
+        # built static-only, libgcc.a also holds the unwinder, which with shared libraries
+        # enabled goes to libgcc_eh.a instead: made again from the same objects
+        (libgcc / "libgcc.a").unlink(missing_ok=True)
+    return keep
+
+
 def run_rest(b: Build, st: Status) -> None:
-    """The rest of gcc (libgcc with libgcc_eh and libgcc_s, libstdc++, ...), from clean target
-    library folders now that musl exists; then the static libgcc archives into the sysroot."""
-    sh = b.steps("gcc", st, b.host_env())
+    """The rest of gcc (libgcc with libgcc_eh and libgcc_s, libstdc++, ...) now that musl
+    exists; then the static libgcc archives into the sysroot."""
+    sh = b.steps("gcc", st, {**b.host_env(), **TARGET_CONFIGURE_ANSWERS})
     obj = obj_dir(b)
-    shutil.rmtree(obj / b.triple, ignore_errors=True)
+    keep_static_libgcc(b)
     # all-host all-target and install-host install-target are what `all` and `install` run, but
     # through a recursive make that would drop our make variables (MAKEOVERRIDES=)
     sh.run(b.make(*make_vars(b), *(f"all-{g}" for g in goals(b))), cwd=obj, step="make (the rest)")
@@ -152,7 +181,8 @@ def run_rest(b: Build, st: Status) -> None:
 
 def config(b: Build) -> dict:
     """The same values for the stages of the one build tree."""
-    return {"configure": configure_flags(b), "make": make_vars(b), "host": b.host_compiler(), "goals": goals(b)}
+    return {"configure": configure_flags(b), "make": make_vars(b), "host": b.host_compiler(), "goals": goals(b),
+            "target_configure_answers": TARGET_CONFIGURE_ANSWERS}
 
 
 LIBS = Stage("gcc_libs", "gcc's build tree configured; gmp, mpfr, mpc (in-tree) and gcc's host libraries built",

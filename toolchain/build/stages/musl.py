@@ -45,6 +45,7 @@ def run_libgcc(b: Build, st: Status) -> None:
     sh.run(b.make("MAKE=make enable_shared=no", *gcc.make_vars(b), "all-target-libgcc"),
            cwd=gcc.obj_dir(b), step="libgcc (static)")
     gates.target_archive(libcc(b), b.target)
+    (libcc(b).parent / gcc.STATIC_LIBGCC_MARK).write_text("")    # the gcc stage may go on from here
 
 
 def run(b: Build, st: Status) -> None:
