@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 
 from .build import runner
+from .say import say
 
 EXIT_STATUS = 130
 WORDS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
@@ -32,7 +32,7 @@ def install() -> None:
             signal.signal(sig, leave_now)
         runner.stop_all()
         if os.getpid() == main_pid:   # doit's worker processes (-P process) stay silent
-            print(WORDS[signum], file=sys.stderr, flush=True)
+            say(WORDS[signum], err=True)
         raise SystemExit(128 + signum)
 
     for sig in WORDS:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 
 from doit.exceptions import TaskFailed
 from doit.tools import config_changed
@@ -14,6 +13,7 @@ from .sources import store
 from .errors import ToolchainError
 from .sources.recipes import Recipes, Version
 from .settings import Settings
+from .say import say
 
 DEP_FILE = ".doit-toolchain.db"
 
@@ -90,8 +90,8 @@ def source_tasks(ctx: Context):
 def download_task(ctx: Context) -> dict:
     return {
         "doc": "fill the distfiles folder with every selected source, for a later offline build",
-        "actions": [(_print, [f"all sources are verified in {ctx.settings.distfiles}; "
-                              "build offline later with offline=1"])],
+        "actions": [(say, [f"all sources are verified in {ctx.settings.distfiles}; "
+                           "build offline later with offline=1"])],
         "task_dep": [f"fetch:{v.key}" for v in ctx.versions.values()],
         "uptodate": [False],
         "verbosity": 2,
@@ -153,8 +153,8 @@ def sources_tasks(ctx: Context):
         yield {
             "name": b.name,
             "doc": f"every source {b.triple} needs, verified, unpacked and patched",
-            "actions": [(_print, [f"{b.triple}: sources ready in {ctx.settings.sources} "
-                                  f"({', '.join(keys)})"])],
+            "actions": [(say, [f"{b.triple}: sources ready in {ctx.settings.sources} "
+                               f"({', '.join(keys)})"])],
             "task_dep": [f"source:{k}" for k in keys],
             "uptodate": [False],
             "verbosity": 2,
@@ -167,8 +167,8 @@ def toolchain_tasks(ctx: Context):
         yield {
             "name": b.name,
             "doc": f"{b.triple} toolchain" + (f" ({b.host.doc})" if b.host else ""),
-            "actions": [(_print, [f"{b.triple}: toolchain ready in {b.prefix} "
-                                  f"(report {b.work / 'report.json'})"])],
+            "actions": [(say, [f"{b.triple}: toolchain ready in {b.prefix} "
+                               f"(report {b.work / 'report.json'})"])],
             "file_dep": [str(b.stamp(last))],
             "uptodate": [False],
             "verbosity": 2,
@@ -185,9 +185,6 @@ def settings_task(ctx: Context) -> dict:
              "hosts     build " + " ".join(f"{h.name} (toolchain:<target>@{h.name}: {h.doc})"
                                            for h in ctx.recipes.hosts.values()),
              "run `doit list` for tasks, `doit toolchain:<target>` to build"]
-    return {"doc": "show settings and selected versions", "actions": [(_print, ["\n".join(lines)])],
+    return {"doc": "show settings and selected versions", "actions": [(say, ["\n".join(lines)])],
             "uptodate": [False], "verbosity": 2}
 
-
-def _print(text: str) -> None:
-    print(text, file=sys.stdout, flush=True)

@@ -20,6 +20,7 @@ from .registry import BY_NAME, LAST, Stage, first
 from .stages import package
 from .report import write_report
 from .runner import Status
+from ..say import say
 
 # What a stage runs is the build and check code it reaches; sources, patches and recipes
 # reach it as files (their verified trees), tracked by doit's file dependencies instead.
@@ -101,9 +102,9 @@ def execute(b: Build, name: str) -> None:
     write_json(stamp, record)
     write_report(b)
     if from_cache and name not in flow.GATES and name != LAST:
-        print(f"[{b.name}] {name}: from the cache", flush=True)
+        say(f"[{b.name}] {name}: from the cache")
     else:
-        print(f"[{b.name}] {name}: done in {elapsed:.0f} s, gates passed (log {log})", flush=True)
+        say(f"[{b.name}] {name}: done in {elapsed:.0f} s, gates passed (log {log})")
     if name == LAST and b.settings.cache_push and not from_cache:
         flow.push(b)
 

@@ -14,6 +14,7 @@ from ..build.context import Build
 from ..errors import ToolchainError
 from . import artifact, backends, sign
 from . import key as key_mod
+from ..say import say
 
 # stages that only check the toolchain (they compile and run test programs in the build
 # folder), run again on a restored one
@@ -39,16 +40,16 @@ def try_restore(b: Build) -> bool:
     try:
         be = backends.backend(s.cache)
         key = current_key(b)
-        print(f"[{b.name}] cache: looking up {key[:16]}... in {be}", flush=True)
+        say(f"[{b.name}] cache: looking up {key[:16]}... in {be}")
         record = artifact.restore(b, be, sign.trusted_keys(s.cache_trust))
     except ToolchainError as e:
-        print(f"[{b.name}] cache: not used: {e}\n[{b.name}] building instead", flush=True)
+        say(f"[{b.name}] cache: not used: {e}\n[{b.name}] building instead")
         return False
     if record is None:
-        print(f"[{b.name}] cache: not there: building", flush=True)
+        say(f"[{b.name}] cache: not there: building")
         return False
-    print(f"[{b.name}] cache: restored ({sign.described(record['signed_by'])}; {record['files']} files checked) in "
-          f"{time.time() - started:.1f} s", flush=True)
+    say(f"[{b.name}] cache: restored ({sign.described(record['signed_by'])}; {record['files']} files checked) in "
+        f"{time.time() - started:.1f} s")
     return True
 
 
@@ -67,7 +68,6 @@ def push(b: Build) -> None:
     try:
         key = artifact.publish(b, backends.backend(s.cache), s.cache_key)
     except ToolchainError as e:
-        print(f"[{b.name}] cache: not pushed: {e}", flush=True)
+        say(f"[{b.name}] cache: not pushed: {e}")
         return
-    print(f"[{b.name}] cache: pushed as {key}" + ("" if s.cache_key else " (unsigned: cache_key= not set)"),
-          flush=True)
+    say(f"[{b.name}] cache: pushed as {key}" + ("" if s.cache_key else " (unsigned: cache_key= not set)"))

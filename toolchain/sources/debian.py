@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ..errors import FetchError
+from ..say import say
 
 DEFAULT_SUITES = ("bookworm", "trixie", "forky", "sid")
 APT_SOURCES = (Path("/etc/apt/sources.list"), Path("/etc/apt/sources.list.d"))
@@ -160,7 +161,7 @@ class Apt:
         fresh = stamp.exists() and time.time() - stamp.stat().st_mtime < REFRESH_SECONDS
         if self._updated or (fresh and not changed and not force):
             return
-        print(f"  apt: updating Debian source index ({' '.join(self.suites)})", flush=True)
+        say(f"  apt: updating Debian source index ({' '.join(self.suites)})")
         r = self._run(["update"])
         if r.returncode != 0:
             raise FetchError("apt-get update for Debian's source index failed:\n" + _tail(r.stderr),

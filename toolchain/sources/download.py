@@ -41,6 +41,7 @@ from urllib3.util.retry import Retry
 
 from ..errors import FetchError
 from .urls import url_problem
+from ..say import say
 
 CHUNK = 1 << 16
 HTML_MAGIC = (b"<!doctype html", b"<html", b"<?xml", b"<head")
@@ -182,8 +183,8 @@ def download(url: str, dest: Path, sha256: str, *, timeout: float = 30.0, retrie
             if not resumed:
                 raise
             # the earlier bytes may be what is wrong: give this location one clean try
-            print(f"  {dest.name}: resumed download is bad ({e.what.splitlines()[0]}); "
-                  "starting over", file=sys.stderr)
+            say(f"  {dest.name}: resumed download is bad ({e.what.splitlines()[0]}); "
+                "starting over", err=True)
             job.fetch(retries)
             job.check()
         os.replace(job.part, dest)
@@ -197,7 +198,7 @@ def _already_there(dest: Path, sha256: str) -> bool:
         verify(dest, sha256, f"distfiles {dest}")
         return True
     except DownloadError as e:
-        print("  " + e.what.replace("\n", "\n  "), file=sys.stderr)
+        say("  " + e.what.replace("\n", "\n  "), err=True)
         return False
 
 
@@ -244,7 +245,7 @@ class _Job:
                     raise DownloadError(f"{self.url}: {e} (gave up after {resumes} resumes)",
                                         fix="check the network or the mirror; the partial file is kept "
                                             "and resumes next time") from None
-                print(f"  {self.dest.name}: {e}; resuming ({cuts}/{resumes})", file=sys.stderr)
+                say(f"  {self.dest.name}: {e}; resuming ({cuts}/{resumes})", err=True)
             except OSError as e:  # our side: the distfiles folder
                 raise DownloadError(f"cannot write {self.part}: {e.strerror or e}",
                                     fix="check free space and permissions of the distfiles folder") from None
@@ -305,8 +306,8 @@ class _Job:
                 if have == 0:
                     raise DownloadError(f"{self.url}: a partial answer (206) from byte {offset} to a request "
                                         "for the whole file", fix=NEXT)
-                print(f"  {self.dest.name}: server resumed at byte {offset}, we have {have}; "
-                      "starting over", file=sys.stderr)
+                say(f"  {self.dest.name}: server resumed at byte {offset}, we have {have}; "
+                    "starting over", err=True)
                 raise _Restart()
         elif have and resp.status_code == 200:
             self.part.unlink()  # the server ignored the Range header: its body is the whole file
@@ -440,7 +441,7 @@ def _check_status(resp: requests.Response, url: str, part: Path, have: int) -> N
     code = resp.status_code
     if code == 416 and have:
         part.unlink()  # our partial file is not a prefix of what the server has
-        print(f"  {url}: server refused to resume (416); starting over", file=sys.stderr)
+        say(f"  {url}: server refused to resume (416); starting over", err=True)
         raise _Restart()
     if code in RETRY_STATUSES:
         raise DownloadError(f"{url}: HTTP {code} {resp.reason} (gave up after {_attempts(resp)} attempts)",
@@ -523,8 +524,7 @@ class _Retry(Retry):
         wait = (self.get_retry_after(response) if honoured else None) or self.get_backoff_time()
         last, done = self.history[-1], len(self.history)
         why = f"HTTP {last.status}" if last.status else _failure(last.error)
-        print(f"  {url}: {why}; retry {done}/{done + (self.total or 0)} in {wait:g}s",
-              file=sys.stderr, flush=True)
+        say(f"  {url}: {why}; retry {done}/{done + (self.total or 0)} in {wait:g}s", err=True)
 
 
 def _transient(error: Exception) -> bool:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from .debian import Apt
 from .download import DownloadError, Limits, download, file_lock, retrying_session, verify
 from ..errors import FetchError
 from .recipes import Location
+from ..say import say
 
 
 @dataclass(frozen=True)
@@ -157,7 +157,7 @@ class Fetcher:
     def _failed(tried: list[str], message: str) -> None:
         """Record a location that did not work, and say so now: a later one may still work."""
         tried.append(message)
-        print(f"  skipped: {_indent(message)}", file=sys.stderr, flush=True)
+        say(f"  skipped: {_indent(message)}", err=True)
 
     def _download(self, url: str, name: str, sha256: str, size: int) -> Path:
         return download(url, self.distfiles / name, sha256, session=self.session, size=size, **self.opts)
@@ -171,7 +171,7 @@ class Fetcher:
                     verify(dest, loc.sha256, f"distfiles {dest}")
                     return dest
                 except DownloadError as e:
-                    print(f"  {_indent(e.what)}", file=sys.stderr)
+                    say(f"  {_indent(e.what)}", err=True)
             tmp = None
             try:
                 with tarfile.open(archive) as tar:

@@ -22,6 +22,7 @@ from ..errors import ToolchainError
 from .fetch import Fetcher
 from .recipes import Version
 from ..settings import Settings
+from ..say import say
 
 MARKER = ".musl-toolchain-source.json"
 TMP_MARKER = ".musl-toolchain-tmp"   # in a temporary folder of prepare(): ours to remove
@@ -107,8 +108,8 @@ def fetch(settings: Settings, version: Version, fetcher: Fetcher | None = None) 
             p = fetcher.fetch(patch.locations, f"{version.package} {version.version} patch {patch.file}")
             record["patches"][patch.file] = {"path": str(p.path), "sha256": p.location.sha256,
                                              "origin": p.origin}
-    print(f"  {version.key}: {got.path.name} verified (sha256 {got.location.sha256[:16]}...) "
-          f"from {got.origin}", flush=True)
+    say(f"  {version.key}: {got.path.name} verified (sha256 {got.location.sha256[:16]}...) "
+        f"from {got.origin}")
     _remember(settings, version, _files(record))
     write_json(fetch_stamp(settings, version), record)
     return record
@@ -157,13 +158,13 @@ def prepare(settings: Settings, version: Version) -> Path:
         (tmp / TMP_MARKER).write_text("")
         try:
             tree = tmp / "tree"
-            print(f"  {version.key}: unpacking {Path(record['source']['path']).name}", flush=True)
+            say(f"  {version.key}: unpacking {Path(record['source']['path']).name}")
             unpack.extract(Path(record["source"]["path"]), tree, sha256=record["source"]["sha256"],
                            only=version.extract)
             for p in patches:
                 path = Path(record["patches"][p.file]["path"]) if p.remote else p.path
                 label = f"{p.file} ({path})" if p.remote else str(path)
-                print(f"  {version.key}: applying {p.file}", flush=True)
+                say(f"  {version.key}: applying {p.file}")
                 if p.remote:
                     with open(path, "rb") as f:
                         unpack.check_unchanged(f, str(path), record["patches"][p.file]["sha256"])

@@ -11,6 +11,7 @@ from ...checks import gates
 from ..context import Build
 from ..runner import Status, clean_dir
 from ..stage import Stage
+from ...say import say
 
 GATE_FLAGS = ["-std=gnu11", "-Wall", "-Wextra", "-Werror", "-O2", "-static"]
 
@@ -98,8 +99,8 @@ def run(b: Build, st: Status) -> None:
         if not (include / needed).is_file():
             raise gates.GateError(f"{needed} was not installed", where=str(include),
                                   fix="read the log: make headers did not produce it")
-    print(f"[{b.name}] linux_headers: {copied} headers of Linux {b.versions['linux'].version} "
-          f"(ARCH={b.target.kernel_arch})", flush=True)
+    say(f"[{b.name}] linux_headers: {copied} headers of Linux {b.versions['linux'].version} "
+        f"(ARCH={b.target.kernel_arch})")
 
 
 def run_gate(b: Build, st: Status) -> None:

@@ -19,6 +19,7 @@ from ..report import write_report
 from ..runner import Status
 from ..stage import CANADIAN, HERE, Stage
 from .envfile import LOCATE, LOCATE_END
+from ...say import say
 
 MANIFEST = "musl-toolchain.json"
 SUMS = "musl-toolchain.sha256"     # `sha256sum -c` format: every regular file of the toolchain
@@ -176,7 +177,7 @@ def host_programs_gate(b: Build) -> None:
     if b.stage0:       # a toolchain for another host: its programs must run without a libc there
         checked = static_host_programs(b.prefix, b.stage0.target.elf_machine, b.stage0.target.elf_class,
                                        skip=b.sysroot)
-        print(f"[{b.name}] {checked} host programs, all static")
+        say(f"[{b.name}] {checked} host programs, all static")
 
 
 def symlinks_gate(b: Build) -> None:
@@ -205,7 +206,7 @@ def check_restored(b: Build) -> None:
 def package(b: Build, report: dict) -> Path:
     host_programs_gate(b)
     for change in shipped_man_pages(b.prefix, b.triple, b.src("binutils")):
-        print(f"[{b.name}] {change}")
+        say(f"[{b.name}] {change}")
     (b.prefix / ENV_FILE).write_text(ENV_TEMPLATE.format(triple=b.triple, up="."))
     data = manifest(b, report)
     write_json(b.prefix / MANIFEST, {**data, "files": f"{SUMS} (sha256 of every other file; sha256sum -c)"})
@@ -236,7 +237,7 @@ def run(b: Build, st: Status) -> None:
         names = tar.getnames()
     if f"{names[0]}/bin/{b.triple}-gcc" not in names:
         raise GateError(f"has no bin/{b.triple}-gcc", where=str(dest))
-    print(f"[{b.name}] tarball {dest} ({dest.stat().st_size >> 20} MiB, {len(names)} entries)")
+    say(f"[{b.name}] tarball {dest} ({dest.stat().st_size >> 20} MiB, {len(names)} entries)")
 
 
 STAGES = (

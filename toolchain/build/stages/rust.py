@@ -24,6 +24,7 @@ from ..context import Build, Steps
 from ..runner import Status, clean_dir
 from ..stage import Stage
 from .envfile import LOCATE, LOCATE_END
+from ...say import say
 
 BUILD_STD = "std,panic_unwind"   # the crates -Zbuild-std builds when rustup has no std for the target
 HELLO = 'fn main() {\n    println!("hello, world!");\n}\n'
@@ -250,12 +251,12 @@ def check_link_map(mapfile: Path, rb: RustBuild, unwind: str = "libunwind.a(") -
 
 def _no_rust(b) -> None:
     if not b.target.rust_target:
-        print(f"[{b.name}] Rust has no std for {b.triple} (no rust_target in recipes/targets.yaml): "
-              "the toolchain is built and packaged without the Rust stages", flush=True)
+        say(f"[{b.name}] Rust has no std for {b.triple} (no rust_target in recipes/targets.yaml): "
+            "the toolchain is built and packaged without the Rust stages")
         return
-    print(f"[{b.name}] no Rust toolchain with a {b.target.rust_target} std or the "
-          "vendored Rust source to build one; the Rust stages are skipped (rustup target add "
-          f"{b.target.rust_target}, or Debian's rustc-web cargo-web rust-web-src)", flush=True)
+    say(f"[{b.name}] no Rust toolchain with a {b.target.rust_target} std or the "
+        "vendored Rust source to build one; the Rust stages are skipped (rustup target add "
+        f"{b.target.rust_target}, or Debian's rustc-web cargo-web rust-web-src)")
 
 
 def _rust_build(b, stage: str) -> RustBuild | None:
@@ -280,7 +281,7 @@ def stage_rust_std(b, st: Status) -> None:
     if rust.mode == "build-std":
         build_std(rb, st, b.log("rust_std"))
     else:
-        print(f"[{b.name}] rust_std: using the installed std of {rust.rustc} ({rust.version})")
+        say(f"[{b.name}] rust_std: using the installed std of {rust.rustc} ({rust.version})")
 
 
 def stage_rust(b, st: Status) -> None:
