@@ -34,7 +34,7 @@ SETTINGS = {
 }
 
 
-def cache_home() -> Path:
+def _cache_home() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "musl-toolchain"
 
 
@@ -124,7 +124,7 @@ def load(cmdline: dict[str, str] | None = None, env: dict[str, str] | None = Non
     out = _folder("out", shown("out"), get("out", str(ROOT / "out"))).resolve()
     _writable("out", shown("out"), out)   # doit opens its dep file there at once
     distfiles = _folder("distfiles", shown("distfiles"),
-                        get("distfiles", str(cache_home() / "distfiles"))).absolute()
+                        get("distfiles", str(_cache_home() / "distfiles"))).absolute()
     if not offline:                        # offline, a read-only copy of distfiles is fine
         _writable("distfiles", shown("distfiles"), distfiles)
     return Settings(
@@ -150,7 +150,7 @@ def _ccache(on: bool, env: dict[str, str]) -> dict:
         return {}
     from .build import ccache
     return {"ccache": ccache.program(),
-            "ccache_dir": Path(env.get("CCACHE_DIR") or cache_home() / "ccache").expanduser().absolute()}
+            "ccache_dir": Path(env.get("CCACHE_DIR") or _cache_home() / "ccache").expanduser().absolute()}
 
 
 def _cache(cache: str, push: bool, secret: str, trust: str) -> dict:

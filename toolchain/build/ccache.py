@@ -33,29 +33,19 @@ def program() -> str:
 
 
 def wrapper_dir(state: Path, ccache: str) -> Path:
-    """state/ccache-bin: links named as the build machine's compilers, to `ccache`. Made
-    under a temporary name and renamed, so a half-made folder is never in a PATH (and two
-    workers making it at once both end with a whole one)."""
+    """state/ccache-bin: links named as the build machine's compilers, to `ccache`. Each is
+    made under a temporary name and renamed over the old one, so a PATH lookup always finds
+    a whole link (or none yet, and then the plain compiler), even with two workers at once."""
     folder = state / "ccache-bin"
-    if _links_to(folder, ccache):
-        return folder
-    tmp = state / f".ccache-bin.{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
     for name in COMPILERS:
-        (tmp / name).symlink_to(ccache)
-    try:
-        os.rename(tmp, folder)
-    except OSError:                  # there already: made by another worker, or stale
-        if not _links_to(folder, ccache):
-            shutil.rmtree(folder)    # ours: only this module writes state/ccache-bin
-            os.rename(tmp, folder)
-        shutil.rmtree(tmp, ignore_errors=True)
+        link = folder / name
+        if not (link.is_symlink() and os.path.realpath(link) == ccache):
+            tmp = folder / f".{name}.{os.getpid()}"
+            tmp.unlink(missing_ok=True)
+            tmp.symlink_to(ccache)
+            os.replace(tmp, link)
     return folder
-
-
-def _links_to(folder: Path, ccache: str) -> bool:
-    return all((folder / name).is_symlink() and os.path.realpath(folder / name) == ccache for name in COMPILERS)
 
 
 def environment(settings, path: str) -> dict[str, str]:

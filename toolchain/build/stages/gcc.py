@@ -143,8 +143,12 @@ def keep_static_libgcc(b: Build) -> bool:
     libgcc = target / "libgcc"
     keep = (libgcc / STATIC_LIBGCC_MARK).is_file()
     for entry in (sorted(target.iterdir()) if target.is_dir() else ()):
-        if not (keep and entry == libgcc):
-            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+        if keep and entry == libgcc:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
     if keep:
         (libgcc / STATIC_LIBGCC_MARK).unlink()
         # built static-only, libgcc.a also holds the unwinder, which with shared libraries
