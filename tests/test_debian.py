@@ -6,6 +6,7 @@ import io
 import shutil
 import subprocess
 import tarfile
+import threading
 
 import pytest
 
@@ -121,6 +122,33 @@ def archive(server):
 def make_fetcher(tmp_path, archive) -> Fetcher:
     apt = Apt(tmp_path / "apt", suites=("sid",), archives=[Archive(archive["url"], trusted=True)])
     return Fetcher(tmp_path / "dist", apt=apt, backoff=0.0)
+
+
+@needs_apt
+def test_fetches_side_by_side_refresh_the_index_once(tmp_path, server):
+    """doit -n 2 fetches two packages at once from one apt state: they used to run apt-get
+    update together, and one failed ("Failed to stat .../lists/partial/...")."""
+    url = _publish(server, [("1.0-1", "testpkg", {"testpkg_1.0-1.dsc": b"dsc\n"})], served=["1.0-1"])
+    release = "/debian/dists/sid/Release"
+    # a slow answer keeps the first refresh running while the others start
+    server.routes[release] = [("drip", server.routes[release][0][1], 16, 0.05)]
+    errors: list[BaseException] = []
+
+    def fetch_index():
+        apt = Apt(tmp_path / "apt", suites=("sid",), archives=[Archive(url, trusted=True)])
+        try:
+            apt.update()
+            assert apt.versions("testpkg") == ["1.0-1"]
+        except BaseException as e:          # noqa: BLE001 - reported by the main thread
+            errors.append(e)
+
+    workers = [threading.Thread(target=fetch_index) for _ in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(120)
+    assert not errors, errors
+    assert len(server.requests_for(release)) == 1
 
 
 @needs_apt

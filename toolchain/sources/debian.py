@@ -8,6 +8,8 @@ checked against Debian's signed index); the file itself is then downloaded like 
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import os
 import re
@@ -138,6 +140,16 @@ class Apt:
                 # as root apt drops to user _apt, who cannot write into our private folder
                 *(["-o", "APT::Sandbox::User=root"] if os.geteuid() == 0 else [])]
 
+    @contextlib.contextmanager
+    def _locked(self, shared: bool = False):
+        """apt's own locks are off (Debug::NoLocking: the state is private), so two fetches of
+        one doit run (-n 2) take this lock instead: one refreshes the index at a time, and
+        nobody reads it halfway through a refresh. Closing the file releases it."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / "lock", "a") as f:
+            fcntl.flock(f, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+            yield
+
     def _run(self, args: list[str], timeout: float = 600) -> subprocess.CompletedProcess:
         return subprocess.run(["apt-get", *self._options(), *args], capture_output=True, text=True,
                               timeout=timeout, stdin=subprocess.DEVNULL)
@@ -149,36 +161,40 @@ class Apt:
             raise FetchError("no Debian archive found in this machine's apt sources",
                              where="/etc/apt/sources.list.d",
                              fix="add Debian's archive to apt, or use upstream/mirrors/distfiles")
-        for sub in ("lists/partial", "cache/archives/partial", "sources.list.d"):
-            (self.dir / sub).mkdir(parents=True, exist_ok=True)
-        sources = self.dir / "sources.list.d" / "deb-src.sources"
-        text = deb_src_stanzas(archives, self.suites)
-        changed = not sources.exists() or sources.read_text() != text
-        if changed:
-            sources.write_text(text)
-        (self.dir / "sources.list").write_text("")
-        stamp = self.dir / "lists" / ".updated"
-        fresh = stamp.exists() and time.time() - stamp.stat().st_mtime < REFRESH_SECONDS
-        if self._updated or (fresh and not changed and not force):
-            return
-        say(f"  apt: updating Debian source index ({' '.join(self.suites)})")
-        r = self._run(["update"])
-        if r.returncode != 0:
-            raise FetchError("apt-get update for Debian's source index failed:\n" + _tail(r.stderr),
-                             fix="check the network to Debian's archive, or fetch from elsewhere")
-        stamp.touch()
-        self._updated = True
+        with self._locked():
+            for sub in ("lists/partial", "cache/archives/partial", "sources.list.d"):
+                (self.dir / sub).mkdir(parents=True, exist_ok=True)
+            sources = self.dir / "sources.list.d" / "deb-src.sources"
+            text = deb_src_stanzas(archives, self.suites)
+            changed = not sources.exists() or sources.read_text() != text
+            if changed:
+                sources.write_text(text)
+            (self.dir / "sources.list").write_text("")
+            stamp = self.dir / "lists" / ".updated"
+            # read under the lock: a refresh another process just made counts as fresh
+            fresh = stamp.exists() and time.time() - stamp.stat().st_mtime < REFRESH_SECONDS
+            if self._updated or (fresh and not changed and not force):
+                return
+            say(f"  apt: updating Debian source index ({' '.join(self.suites)})")
+            r = self._run(["update"])
+            if r.returncode != 0:
+                raise FetchError("apt-get update for Debian's source index failed:\n" + _tail(r.stderr),
+                                 fix="check the network to Debian's archive, or fetch from elsewhere")
+            stamp.touch()
+            self._updated = True
 
     def versions(self, package: str) -> list[str]:
         """All versions of a source package the index lists, newest first."""
-        r = subprocess.run(["apt-cache", *self._options(), "showsrc", "--only-source", package],
-                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        with self._locked(shared=True):
+            r = subprocess.run(["apt-cache", *self._options(), "showsrc", "--only-source", package],
+                               capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
         found = re.findall(r"^Version: (\S+)$", r.stdout, re.M)
         return newest_first(found)
 
     def file_uris(self, package: str, version: str) -> dict[str, SourceFile]:
         """{file name: (url, sha256, size)} of one source package version, from the signed index."""
-        r = self._run(["source", "--print-uris", "--only-source", f"{package}={version}"], timeout=120)
+        with self._locked(shared=True):
+            r = self._run(["source", "--print-uris", "--only-source", f"{package}={version}"], timeout=120)
         files = {}
         for m in re.finditer(r"^'([^']+)' (\S+) (\d+) (?:SHA256:)?([0-9a-f]{64})", r.stdout, re.M):
             files[m.group(2)] = SourceFile(m.group(1), m.group(4), int(m.group(3)))
