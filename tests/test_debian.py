@@ -125,9 +125,11 @@ def make_fetcher(tmp_path, archive) -> Fetcher:
 
 
 @needs_apt
-def test_fetches_side_by_side_refresh_the_index_once(tmp_path, server):
+@pytest.mark.parametrize("force", [False, True])
+def test_fetches_side_by_side_refresh_the_index_once(tmp_path, server, force):
     """doit -n 2 fetches two packages at once from one apt state: they used to run apt-get
-    update together, and one failed ("Failed to stat .../lists/partial/...")."""
+    update together, and one failed ("Failed to stat .../lists/partial/..."). Fetches that
+    each ask for a refresh (a file missing from the index) are served by the first one."""
     url = _publish(server, [("1.0-1", "testpkg", {"testpkg_1.0-1.dsc": b"dsc\n"})], served=["1.0-1"])
     release = "/debian/dists/sid/Release"
     # a slow answer keeps the first refresh running while the others start
@@ -137,7 +139,7 @@ def test_fetches_side_by_side_refresh_the_index_once(tmp_path, server):
     def fetch_index():
         apt = Apt(tmp_path / "apt", suites=("sid",), archives=[Archive(url, trusted=True)])
         try:
-            apt.update()
+            apt.update(force=force)
             assert apt.versions("testpkg") == ["1.0-1"]
         except BaseException as e:          # noqa: BLE001 - reported by the main thread
             errors.append(e)

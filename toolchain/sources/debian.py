@@ -8,8 +8,6 @@ checked against Debian's signed index); the file itself is then downloaded like 
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import functools
 import os
 import re
@@ -22,6 +20,7 @@ from typing import NamedTuple
 
 from ..errors import FetchError
 from ..say import say
+from .download import file_lock
 
 DEFAULT_SUITES = ("bookworm", "trixie", "forky", "sid")
 APT_SOURCES = (Path("/etc/apt/sources.list"), Path("/etc/apt/sources.list.d"))
@@ -140,15 +139,11 @@ class Apt:
                 # as root apt drops to user _apt, who cannot write into our private folder
                 *(["-o", "APT::Sandbox::User=root"] if os.geteuid() == 0 else [])]
 
-    @contextlib.contextmanager
-    def _locked(self, shared: bool = False):
-        """apt's own locks are off (Debug::NoLocking: the state is private), so two fetches of
-        one doit run (-n 2) take this lock instead: one refreshes the index at a time, and
-        nobody reads it halfway through a refresh. Closing the file releases it."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.dir / "lock", "a") as f:
-            fcntl.flock(f, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
-            yield
+    def _locked(self):
+        """apt's own locks are off (Debug::NoLocking: the state is private), so fetches of one
+        doit run (-n 2) take this one: one refreshes the index at a time, and nobody reads it
+        halfway through a refresh."""
+        return file_lock(self.dir / "index")
 
     def _run(self, args: list[str], timeout: float = 600) -> subprocess.CompletedProcess:
         return subprocess.run(["apt-get", *self._options(), *args], capture_output=True, text=True,
@@ -161,6 +156,8 @@ class Apt:
             raise FetchError("no Debian archive found in this machine's apt sources",
                              where="/etc/apt/sources.list.d",
                              fix="add Debian's archive to apt, or use upstream/mirrors/distfiles")
+        stamp = self.dir / "lists" / ".updated"
+        seen = _mtime(stamp)
         with self._locked():
             for sub in ("lists/partial", "cache/archives/partial", "sources.list.d"):
                 (self.dir / sub).mkdir(parents=True, exist_ok=True)
@@ -170,10 +167,11 @@ class Apt:
             if changed:
                 sources.write_text(text)
             (self.dir / "sources.list").write_text("")
-            stamp = self.dir / "lists" / ".updated"
-            # read under the lock: a refresh another process just made counts as fresh
-            fresh = stamp.exists() and time.time() - stamp.stat().st_mtime < REFRESH_SECONDS
-            if self._updated or (fresh and not changed and not force):
+            # under the lock: a refresh another fetch made while this one waited is enough,
+            # even when this one was asked to refresh
+            now = _mtime(stamp)
+            fresh = now is not None and (now != seen or (time.time() - now < REFRESH_SECONDS and not force))
+            if self._updated or (fresh and not changed):
                 return
             say(f"  apt: updating Debian source index ({' '.join(self.suites)})")
             r = self._run(["update"])
@@ -185,7 +183,7 @@ class Apt:
 
     def versions(self, package: str) -> list[str]:
         """All versions of a source package the index lists, newest first."""
-        with self._locked(shared=True):
+        with self._locked():
             r = subprocess.run(["apt-cache", *self._options(), "showsrc", "--only-source", package],
                                capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
         found = re.findall(r"^Version: (\S+)$", r.stdout, re.M)
@@ -193,7 +191,7 @@ class Apt:
 
     def file_uris(self, package: str, version: str) -> dict[str, SourceFile]:
         """{file name: (url, sha256, size)} of one source package version, from the signed index."""
-        with self._locked(shared=True):
+        with self._locked():
             r = self._run(["source", "--print-uris", "--only-source", f"{package}={version}"], timeout=120)
         files = {}
         for m in re.finditer(r"^'([^']+)' (\S+) (\d+) (?:SHA256:)?([0-9a-f]{64})", r.stdout, re.M):
@@ -203,6 +201,13 @@ class Apt:
     def candidates(self, package: str, upstream_version: str) -> list[str]:
         """Versions of `package` (any revision) whose upstream part is `upstream_version`."""
         return [v for v in self.versions(package) if upstream_part(v) == upstream_version]
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return None
 
 
 def upstream_part(debian_version: str) -> str:
