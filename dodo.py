@@ -37,7 +37,7 @@ try:
 except ToolchainError as e:
     sys.exit(f"error: {e}")
 
-DOIT_CONFIG = CTX.doit_config()
+DOIT_CONFIG = CTX.doit_config(REQUEST)
 
 
 def task_settings():

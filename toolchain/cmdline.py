@@ -80,6 +80,16 @@ def expand(request: Request, targets: list[str], versions: list[str]) -> list[tu
     return pairs
 
 
+def workers(request: Request, recipes: Recipes, jobs: int) -> int:
+    """doit's workers when its command line does not say (-n): one per toolchain the request
+    builds, at least two (stages that wait for nothing of each other run side by side: sources,
+    binutils beside gcc_libs, ncurses beside Rust's std) and at most jobs + 1. All their makes
+    share the jobserver's jobs - 1 tokens besides one job each, so a worker past jobs + 1 would
+    only add compile jobs the cores cannot take."""
+    builds = {sub for family, sub in expand(request, list(recipes.builds()), []) if family in PER_TARGET}
+    return max(2, min(len(builds), jobs + 1))
+
+
 def check_names(request: Request, recipes: Recipes, selected: dict[str, Version]) -> None:
     """An unknown target or package version in a task name is one clear error, before any
     work (doit itself would only say 'Invalid parameter')."""

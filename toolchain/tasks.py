@@ -7,7 +7,7 @@ from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
 from .sources import recipes as recipes_mod
-from . import settings as settings_mod
+from . import cmdline, settings as settings_mod
 from .build import context, executor, registry
 from .sources import store
 from .errors import ToolchainError
@@ -26,14 +26,17 @@ class Context:
         self.recipes: Recipes = recipes_mod.load(self.settings.recipes)
         self.versions: dict[str, Version] = self.recipes.select(self.settings.versions)
 
-    def doit_config(self) -> dict:
-        return {
+    def doit_config(self, request: cmdline.Request | None = None) -> dict:
+        config = {
             "dep_file": str(self.settings.out / DEP_FILE),
             "backend": "sqlite3",         # tolerates two doit runs sharing the out folder
             "verbosity": 2,
             "default_tasks": ["settings"],
             "action_string_formatting": "new",
         }
+        if request:     # doit -n N on the command line still wins over this default
+            config["num_process"] = cmdline.workers(request, self.recipes, self.settings.jobs)
+        return config
 
 
 def _guarded(fn, *args):
