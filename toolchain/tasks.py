@@ -34,7 +34,7 @@ class Context:
             "default_tasks": ["settings"],
             "action_string_formatting": "new",
         }
-        if request:     # doit -n N on the command line still wins over this default
+        if request is not None:     # doit -n N on the command line still wins over this default
             config["num_process"] = cmdline.workers(request, self.recipes, self.settings.jobs)
         return config
 
