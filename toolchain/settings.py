@@ -30,6 +30,7 @@ SETTINGS = {
     "cache_push": "1: upload each toolchain built (all gates passed) to the cache",
     "cache_key": "secret key file (python -m toolchain keygen) that signs what is pushed",
     "cache_trust": "public keys (<name>:<base64>) whose signatures are trusted, or any",
+    "pch": "0: compile gcc's own sources without precompiled headers (on by default; off with ccache=1)",
     "ccache": "1: compile the toolchain's own programs through ccache (CCACHE_DIR, else a folder in ~/.cache/musl-toolchain)",
 }
 
@@ -64,6 +65,7 @@ class Settings:
     cache_push: bool = False
     cache_key: Path | None = None
     cache_trust: str = ""
+    pch: bool = True                 # gcc's own headers precompiled while gcc_core builds
     ccache: str = ""                 # the ccache program, when ccache=1
     ccache_dir: Path | None = None   # and the folder of its cache
 
@@ -141,6 +143,7 @@ def load(cmdline: dict[str, str] | None = None, env: dict[str, str] | None = Non
         languages=_languages(get("languages", "c,c++")),
         **_cache(get("cache", ""), _bool("cache_push", get("cache_push", "0")), get("cache_key", ""),
                  get("cache_trust", "")),
+        pch=_bool("pch", get("pch", "1")),
         **_ccache(_bool("ccache", get("ccache", "0")), env),
     )
 

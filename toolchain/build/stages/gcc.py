@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 from ...checks import gates
+from .. import pch
 from ..context import Build
 from ..runner import Status, clean_dir
 from ..stage import CANADIAN, HERE, Stage
@@ -102,13 +103,32 @@ def run_libs(b: Build, st: Status) -> None:
            step="make gmp mpfr mpc libiberty libcpp ...")
 
 
+# The first lines most of gcc's sources share, precompiled while all-gcc builds (pch.py):
+# the includes a source may start with to get a header made of its first lines.
+PCH_HEADERS = ("config.h", "system.h", "coretypes.h", "backend.h", "analyzer/common.h")
+
+
+def core_env(b: Build, headers: Path) -> dict[str, str]:
+    """The host environment, with precompiled headers kept in `headers` unless pch=0 or
+    ccache=1 (ccache would compile every such file again)."""
+    env = b.host_env()
+    if b.settings.pch and not b.settings.ccache:
+        env.update(pch.environment(b.settings.state, headers, PCH_HEADERS, env["PATH"]))
+    return env
+
+
 def run_core(b: Build, st: Status) -> None:
-    sh = b.steps("gcc_core", st, b.host_env())
+    # made new on every run: a header is never checked against the files it was made from
+    headers = clean_dir(b.work / "pch-gcc")
+    sh = b.steps("gcc_core", st, core_env(b, headers))
     obj = obj_dir(b)
     shutil.rmtree(obj / "gcc", ignore_errors=True)     # a re-run starts gcc/ from clean
     (b.sysroot / "include").mkdir(parents=True, exist_ok=True)
     b.link_usr()
     sh.run(b.make(*make_vars(b), "all-gcc"), cwd=obj, step="make all-gcc")
+    with sh.log.open("a") as log:       # no object's dependencies name them: gone when done
+        log.write(pch.summary(headers) + "\n")
+    shutil.rmtree(headers)
     sh.run(["make", *make_vars(b), f"DESTDIR={b.prefix}", "install-gcc"], cwd=obj, step="install-gcc")
     if b.kind == CANADIAN:     # they run on the other machine only: static programs for it
         for program in (b.tool("gcc"), *sorted(str(p) for p in (b.prefix / "libexec").rglob("cc1*"))):
