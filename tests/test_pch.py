@@ -17,7 +17,7 @@ from toolchain.sources import recipes
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="no g++ on this machine")
 
-HEADERS = ("config.h", "system.h", "coretypes.h")
+HEADERS, THROUGH = ("coretypes.h",), ("config.h", "system.h")
 GUARDED = {
     "config.h": "#define HAVE_THINGS 1\n",
     "system.h": "#include <vector>\n#include <string>\n#ifdef INCLUDE_MAP\n#include <map>\n#endif\n"
@@ -48,7 +48,7 @@ def compile_(obj: Path, source: str, out: str, env: dict[str, str]) -> subproces
 def wrapped_env(tmp_path: Path, after: int = 1) -> tuple[dict[str, str], Path]:
     headers = tmp_path / "pch"
     headers.mkdir()
-    env = {**os.environ, **pch.environment(tmp_path / "state", headers, HEADERS, os.environ["PATH"])}
+    env = {**os.environ, **pch.environment(tmp_path / "state", headers, HEADERS, os.environ["PATH"], THROUGH)}
     env["MUSL_TOOLCHAIN_PCH_AFTER"] = str(after)
     return env, headers
 
@@ -75,12 +75,26 @@ def test_a_source_starting_with_the_listed_headers_gets_them_precompiled_and_the
     assert str(headers) not in (obj / "second.o.d").read_text()
 
 
+def test_diagnostic_pragmas_may_come_first_and_stay_in_the_header(tmp_path):
+    """As gcc's generated gimple-match-N.cc start; the same object as without."""
+    src, obj = tree(tmp_path)
+    start = ('#pragma GCC diagnostic push\n#pragma GCC diagnostic ignored "-Wunused-variable"\n'
+             '#include "config.h"\n#include "system.h"\n#include "coretypes.h"\n')
+    (src / "m.cc").write_text(start + BODY + "#pragma GCC diagnostic pop\n")
+    env, headers = wrapped_env(tmp_path)
+    assert compile_(obj, "m.cc", "m.o", env).returncode == 0
+    assert made(headers) == [start]
+    assert compile_(obj, "m.cc", "plain.o", dict(os.environ)).returncode == 0
+    assert (obj / "m.o").read_bytes() == (obj / "plain.o").read_bytes()
+
+
 @pytest.mark.parametrize("start", [
     '#define TWICE(x) (2 * (x))\n#include "config.h"\n',          # function-like: not a plain line
     '#define GREETING "hello"\n#include "config.h"\n',           # a string: words only
     '#include "other.h"\n#include "config.h"\n',                 # a header not listed first
     '#ifdef X\n#endif\n#include "config.h"\n',                   # anything but #define / #include
     '#define LONG \\\n  1\n#include "config.h"\n',               # a continued line
+    '#pragma GCC optimize "O3"\n#include "config.h"\n',            # a pragma that changes code
 ])
 def test_a_source_that_starts_otherwise_compiles_as_it_is(tmp_path, start):
     src, obj = tree(tmp_path)
@@ -88,6 +102,17 @@ def test_a_source_that_starts_otherwise_compiles_as_it_is(tmp_path, start):
     (src / "b.cc").write_text(start + '#include "system.h"\n#include "coretypes.h"\n' + BODY)
     env, headers = wrapped_env(tmp_path)
     done = compile_(obj, "b.cc", "b.o", env)
+    assert done.returncode == 0, done.stderr
+    assert made(headers) == [] and not list(headers.glob("*.count"))
+
+
+def test_first_lines_that_never_reach_a_header_worth_ending_with_make_none(tmp_path):
+    """config.h and system.h may be read on the way, but a header is not made of them alone."""
+    src, obj = tree(tmp_path)
+    (src / "s.cc").write_text('#include "config.h"\n#include "system.h"\n#include <cstdio>\n'
+                              "int f(int x) { return twice(x) + HAVE_THINGS; }\n")
+    env, headers = wrapped_env(tmp_path)
+    done = compile_(obj, "s.cc", "s.o", env)
     assert done.returncode == 0, done.stderr
     assert made(headers) == [] and not list(headers.glob("*.count"))
 
@@ -169,6 +194,7 @@ def test_gcc_core_has_it_unless_turned_off_or_ccache_is_on(tmp_path):
     assert on["PATH"].split(":")[0].startswith(str(tmp_path / "out" / "state" / "pch-bin-"))
     assert on["MUSL_TOOLCHAIN_PCH_DIR"] == str(tmp_path / "h")
     assert on["MUSL_TOOLCHAIN_PCH_HEADERS"].split() == list(gcc.PCH_HEADERS)
+    assert on["MUSL_TOOLCHAIN_PCH_THROUGH"].split() == list(gcc.PCH_THROUGH)
     off = gcc.core_env(build(tmp_path, pch="0"), tmp_path / "h")
     assert "MUSL_TOOLCHAIN_PCH_DIR" not in off and "pch-bin-" not in off["PATH"]
     if shutil.which("ccache"):

@@ -51,12 +51,15 @@ def wrapper_dir(state: Path) -> Path:
     return folder
 
 
-def environment(state: Path, folder: Path, headers: tuple[str, ...], path: str) -> dict[str, str]:
-    """PATH with the wrapper first; where its headers go, which headers a source may start
-    with, and after how many asks a header is made."""
+def environment(state: Path, folder: Path, headers: tuple[str, ...], path: str,
+                through: tuple[str, ...] = ()) -> dict[str, str]:
+    """PATH with the wrapper first; where its headers go; the includes a header of a source's
+    first lines may end with (`headers`) or only contain (`through`); and after how many
+    asks a header is made."""
     return {"PATH": f"{wrapper_dir(state)}:{path}",
             "MUSL_TOOLCHAIN_PCH_DIR": str(folder),
             "MUSL_TOOLCHAIN_PCH_HEADERS": " ".join(headers),
+            "MUSL_TOOLCHAIN_PCH_THROUGH": " ".join(through),
             "MUSL_TOOLCHAIN_PCH_AFTER": str(AFTER)}
 
 

@@ -2,8 +2,9 @@
 
    Most of gcc's sources start with the same lines (config.h, system.h, coretypes.h, often
    backend.h), and parsing what they pull in is much of a small file's compile. For a compile
-   of one .cc file whose first lines are only `#define NAME [WORDS]` and `#include "H"` with H
-   in MUSL_TOOLCHAIN_PCH_HEADERS, this makes those lines a header of their own in
+   of one .cc file whose first lines are only `#define NAME [WORDS]`, `#pragma GCC diagnostic`
+   and `#include "H"` with H in MUSL_TOOLCHAIN_PCH_THROUGH or MUSL_TOOLCHAIN_PCH_HEADERS, this
+   makes those lines, up to the last include of the latter, a header of their own in
    MUSL_TOOLCHAIN_PCH_DIR, precompiles it once with the compile's own flags and working folder
    (all of them part of its name), and adds `-include` of it: the source then reads the same
    lines again, where the include guards and identical #defines make them nothing. Every
@@ -103,9 +104,28 @@ static int is_ident_char(char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
 }
 
+/* `pragma GCC diagnostic` push or pop, or ignored, warning or error of one -W option: lines
+   that change only which warnings are shown (gcc's generated *-match-*.cc start with them) */
+static int diagnostic_pragma(const char *d) {
+    static const char *const kinds[] = {"ignored \"-W", "warning \"-W", "error \"-W", NULL};
+    const char *head = "pragma GCC diagnostic ";
+    if (strncmp(d, head, strlen(head)) != 0) return 0;
+    d += strlen(head);
+    if (strcmp(d, "push") == 0 || strcmp(d, "pop") == 0) return 1;
+    for (int i = 0; kinds[i]; i++) {
+        size_t n = strlen(kinds[i]);
+        if (strncmp(d, kinds[i], n) != 0) continue;
+        const char *q = d + n;
+        while (is_ident_char(*q) || *q == '-' || *q == '=') q++;
+        return q > d + n && q[0] == '"' && q[1] == 0;
+    }
+    return 0;
+}
+
 /* The source's first lines that can go into a header, as text with one space between
    words; NULL when none. includes[] gets the names the kept lines include. */
-static char *leading_lines(const char *src, const char *list, char **includes, int *n_includes) {
+static char *leading_lines(const char *src, const char *list, const char *through, char **includes,
+                           int *n_includes) {
     int fd = open(src, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return NULL;
     char *buf = malloc(SOURCE_HEAD + 1);
@@ -148,11 +168,14 @@ static char *leading_lines(const char *src, const char *list, char **includes, i
             const char *name = d + 9, *end = strchr(name, '"');
             if (!end || end[1] != 0 || end == name || *n_includes >= MAX_LINES) break;
             char *h = strndup(name, end - name);
-            if (!allowed_header(h, list)) { free(h); break; }
+            int ends = allowed_header(h, list);
+            if (!ends && !allowed_header(h, through)) { free(h); break; }
             includes[(*n_includes)++] = h;
             out_len += sprintf(out + out_len, "#%s\n", d);
-            keep_len = out_len;
-            kept_includes = *n_includes;
+            if (ends) {
+                keep_len = out_len;
+                kept_includes = *n_includes;
+            }
         } else if (strncmp(d, "define ", 7) == 0) {
             const char *p = d + 7;
             if (!is_ident_char(*p) || (*p >= '0' && *p <= '9')) break;
@@ -160,6 +183,8 @@ static char *leading_lines(const char *src, const char *list, char **includes, i
             if (*p && *p != ' ') break;               /* no function-like macros */
             for (const char *q = p; *q; q++)
                 if (!is_ident_char(*q) && *q != ' ') goto stop;   /* words only */
+            out_len += sprintf(out + out_len, "#%s\n", d);
+        } else if (diagnostic_pragma(d)) {
             out_len += sprintf(out + out_len, "#%s\n", d);
         } else break;
     }
@@ -252,6 +277,7 @@ static char *used(const char *base, const char *header) {
 /* The header for this compile, made if it is time: its path, or NULL to compile as is. */
 static char *header_for(int argc, char **argv, const char *real) {
     const char *dir = getenv("MUSL_TOOLCHAIN_PCH_DIR"), *list = getenv("MUSL_TOOLCHAIN_PCH_HEADERS");
+    const char *through = getenv("MUSL_TOOLCHAIN_PCH_THROUGH");
     const char *after_text = getenv("MUSL_TOOLCHAIN_PCH_AFTER");
     if (!dir || !*dir || !list || !*list) return NULL;
     long after = after_text ? strtol(after_text, NULL, 10) : 1;
@@ -280,7 +306,7 @@ static char *header_for(int argc, char **argv, const char *real) {
 
     char *includes[MAX_LINES];
     int n_includes = 0;
-    char *text = leading_lines(src, list, includes, &n_includes);
+    char *text = leading_lines(src, list, through ? through : "", includes, &n_includes);
     if (!text) return NULL;
     /* each header the same file by the same path from the source as from the new header */
     char *slash = strrchr(src, '/');

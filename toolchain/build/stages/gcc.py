@@ -104,8 +104,11 @@ def run_libs(b: Build, st: Status) -> None:
 
 
 # The first lines most of gcc's sources share, precompiled while all-gcc builds (pch.py):
-# the includes a source may start with to get a header made of its first lines.
-PCH_HEADERS = ("config.h", "system.h", "coretypes.h", "backend.h", "analyzer/common.h")
+# the includes a header made of a source's first lines may end with, and those it may only
+# contain (config.h alone is not worth one). The last two start the generated
+# gimple-match-N.cc and generic-match-N.cc (a 5,000-line header that includes 34 others).
+PCH_HEADERS = ("coretypes.h", "backend.h", "analyzer/common.h", "gimple-match-auto.h", "generic-match-auto.h")
+PCH_THROUGH = ("config.h", "system.h")
 
 
 def core_env(b: Build, headers: Path) -> dict[str, str]:
@@ -113,7 +116,7 @@ def core_env(b: Build, headers: Path) -> dict[str, str]:
     ccache=1 (ccache would compile every such file again)."""
     env = b.host_env()
     if b.settings.pch and not b.settings.ccache:
-        env.update(pch.environment(b.settings.state, headers, PCH_HEADERS, env["PATH"]))
+        env.update(pch.environment(b.settings.state, headers, PCH_HEADERS, env["PATH"], PCH_THROUGH))
     return env
 
 
