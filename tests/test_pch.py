@@ -88,31 +88,25 @@ def test_diagnostic_pragmas_may_come_first_and_stay_in_the_header(tmp_path):
     assert (obj / "m.o").read_bytes() == (obj / "plain.o").read_bytes()
 
 
-@pytest.mark.parametrize("start", [
-    '#define TWICE(x) (2 * (x))\n#include "config.h"\n',          # function-like: not a plain line
-    '#define GREETING "hello"\n#include "config.h"\n',           # a string: words only
-    '#include "other.h"\n#include "config.h"\n',                 # a header not listed first
-    '#ifdef X\n#endif\n#include "config.h"\n',                   # anything but #define / #include
-    '#define LONG \\\n  1\n#include "config.h"\n',               # a continued line
-    '#pragma GCC optimize "O3"\n#include "config.h"\n',            # a pragma that changes code
+REST = '#include "system.h"\n#include "coretypes.h"\n' + BODY
+
+
+@pytest.mark.parametrize("source", [
+    '#define TWICE(x) (2 * (x))\n#include "config.h"\n' + REST,          # function-like: not a plain line
+    '#define GREETING "hello"\n#include "config.h"\n' + REST,           # a string: words only
+    '#include "other.h"\n#include "config.h"\n' + REST,                 # a header not listed first
+    '#ifdef X\n#endif\n#include "config.h"\n' + REST,                   # anything but #define / #include
+    '#define LONG \\\n  1\n#include "config.h"\n' + REST,               # a continued line
+    '#pragma GCC optimize "O3"\n#include "config.h"\n' + REST,            # a pragma that changes code
+    # config.h and system.h may be read on the way, but a header is not made of them alone
+    '#include "config.h"\n#include "system.h"\n#include <cstdio>\nint f(int x) { return twice(x) + HAVE_THINGS; }\n',
 ])
-def test_a_source_that_starts_otherwise_compiles_as_it_is(tmp_path, start):
+def test_a_source_that_starts_otherwise_compiles_as_it_is(tmp_path, source):
     src, obj = tree(tmp_path)
     (src / "other.h").write_text("")
-    (src / "b.cc").write_text(start + '#include "system.h"\n#include "coretypes.h"\n' + BODY)
+    (src / "b.cc").write_text(source)
     env, headers = wrapped_env(tmp_path)
     done = compile_(obj, "b.cc", "b.o", env)
-    assert done.returncode == 0, done.stderr
-    assert made(headers) == [] and not list(headers.glob("*.count"))
-
-
-def test_first_lines_that_never_reach_a_header_worth_ending_with_make_none(tmp_path):
-    """config.h and system.h may be read on the way, but a header is not made of them alone."""
-    src, obj = tree(tmp_path)
-    (src / "s.cc").write_text('#include "config.h"\n#include "system.h"\n#include <cstdio>\n'
-                              "int f(int x) { return twice(x) + HAVE_THINGS; }\n")
-    env, headers = wrapped_env(tmp_path)
-    done = compile_(obj, "s.cc", "s.o", env)
     assert done.returncode == 0, done.stderr
     assert made(headers) == [] and not list(headers.glob("*.count"))
 
