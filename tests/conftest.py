@@ -236,6 +236,17 @@ def server():
     s.close()
 
 
+def aarch64_build(tmp_path: Path, **given: str):
+    """The aarch64 toolchain's Build with these settings, out below tmp_path (and ccache's
+    folder there, should ccache=1 be given)."""
+    from toolchain import settings
+    from toolchain.build import context
+    from toolchain.sources import recipes
+    r = recipes.load()
+    s = settings.load({"out": str(tmp_path / "out"), **given}, env={"CCACHE_DIR": str(tmp_path / "ccache")})
+    return context.Build(s, r.targets["aarch64"], r.select({}))
+
+
 def make_tar(entries: dict[str, bytes | None], *, top: str = "pkg-1.0", mode: str = "w:gz") -> bytes:
     """A tarball with `top/` and the given files (None: a directory)."""
     buf = io.BytesIO()

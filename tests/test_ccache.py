@@ -7,18 +7,14 @@ import subprocess
 
 import pytest
 
-from toolchain import settings
+from conftest import aarch64_build
 from toolchain.build import ccache, context
 from toolchain.errors import ToolchainError
-from toolchain.sources import recipes
 
 needs_ccache = pytest.mark.skipif(shutil.which("ccache") is None, reason="ccache not installed (apt-get install ccache)")
 
 
-def build(tmp_path, **given):
-    r = recipes.load()
-    s = settings.load({"out": str(tmp_path / "out"), **given}, env={"CCACHE_DIR": str(tmp_path / "ccache")})
-    return context.Build(s, r.targets["aarch64"], r.select({}))
+build = aarch64_build
 
 
 def test_off_by_default(tmp_path):
@@ -68,11 +64,13 @@ def test_the_wrapper_folder_is_made_whole_and_mended(tmp_path):
     assert [p.name for p in state.iterdir()] == ["ccache-bin"]  # no temporary folder left
 
 
-@needs_ccache
-def test_turning_it_on_changes_no_stages_values(tmp_path):
-    """What a stage builds does not depend on it: no stage's values (doit's config_changed,
-    the cache key's inputs) change, so turning it on or off re-runs nothing."""
+@pytest.mark.parametrize("given", [pytest.param({"ccache": "1"}, marks=needs_ccache, id="ccache=1"),
+                                   pytest.param({"pch": "0"}, id="pch=0")])
+def test_settings_that_change_no_byte_change_no_stages_values(tmp_path, given):
+    """What a stage builds depends neither on ccache nor on precompiled headers: no stage's
+    values (doit's config_changed, the cache key's inputs) change, so turning either on or
+    off re-runs nothing."""
     from toolchain.build import executor, registry
-    off, on = build(tmp_path), build(tmp_path, ccache="1")
+    default, other = build(tmp_path), build(tmp_path, **given)
     for stage in registry.stages_of(context.HERE):
-        assert executor.stage_config(on, stage.name) == executor.stage_config(off, stage.name), stage.name
+        assert executor.stage_config(other, stage.name) == executor.stage_config(default, stage.name), stage.name

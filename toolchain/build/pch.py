@@ -27,6 +27,11 @@ SOURCE = Path(__file__).with_name("pch_wrapper.c")
 AFTER = 6
 
 
+def on(settings) -> bool:
+    """pch=1 (the default), and ccache off: ccache would compile every such file again."""
+    return settings.pch and not settings.ccache
+
+
 def wrapper_dir(state: Path) -> Path:
     """state/pch-bin-<hash of the wrapper's source>/g++, compiled once; a temporary folder
     renamed into place, so a PATH lookup finds a whole program or none."""

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,8 +27,6 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <stdarg.h>
 
 #define SOURCE_HEAD 65536   /* the first lines are all this reads of a source */
 #define MAX_LINES 64
@@ -80,9 +79,8 @@ static int takes_value(const char *a) {
 
 /* Options that change how sources are read or what is made: with any, no header. */
 static int refuses(const char *a) {
-    static const char *const opts[] = {"-E", "-S", "-x", "-include", "-imacros", "-iquote", "-I-", "-M",
-                                       "-MM", "-save-temps", "-fpch-preprocess", "-fdirectives-only",
-                                       "-nostdinc", "-", NULL};
+    static const char *const opts[] = {"-E", "-S", "-x", "-include", "-imacros", "-I-", "-M", "-MM",
+                                       "-fpch-preprocess", "-fdirectives-only", "-nostdinc", "-", NULL};
     for (int i = 0; opts[i]; i++)
         if (strcmp(a, opts[i]) == 0) return 1;
     return strncmp(a, "-iquote", 7) == 0 || strncmp(a, "-save-temps", 11) == 0;
@@ -335,7 +333,6 @@ static char *header_for(int argc, char **argv, const char *real) {
     if (is_file(gch)) return used(base, header);
     if (is_file(failed)) return NULL;
 
-    mkdir(dir, 0755);
     int lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (lfd < 0 || flock(lfd, LOCK_EX | LOCK_NB) != 0) return NULL;   /* being made: go without */
     char *result = NULL;

@@ -112,10 +112,9 @@ PCH_THROUGH = ("config.h", "system.h")
 
 
 def core_env(b: Build, headers: Path) -> dict[str, str]:
-    """The host environment, with precompiled headers kept in `headers` unless pch=0 or
-    ccache=1 (ccache would compile every such file again)."""
+    """The host environment, with precompiled headers kept in `headers` when they are on."""
     env = b.host_env()
-    if b.settings.pch and not b.settings.ccache:
+    if pch.on(b.settings):
         env.update(pch.environment(b.settings.state, headers, PCH_HEADERS, env["PATH"], PCH_THROUGH))
     return env
 
