@@ -1,7 +1,7 @@
 """The stage registry, in the proven order (musl-cross-make's): Linux's headers, binutils and
-gcc's host libraries (gcc_libs, which needs neither) -> gcc_core (all-gcc) -> libgcc_static
-(after musl's headers) -> musl -> gcc (the rest, with shared libgcc, C++) -> hello and the
-headers' gate; then the target libraries, Rust, and the package.
+gmp, mpfr, mpc (gcc_libs, which needs neither) -> gcc_core (all-gcc, with gcc's other host
+libraries) -> libgcc_static (after musl's headers) -> musl -> gcc (the rest, with shared
+libgcc, C++) -> hello and the headers' gate; then the target libraries, Rust, and the package.
 
 Adding a stage: a module under stages/ whose STAGES declare it, and one line here. dodo.py's
 task families, change tracking, the host-tool check, repro and the README's task table are

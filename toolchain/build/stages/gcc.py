@@ -83,24 +83,25 @@ def shadow_source(b: Build) -> Path:
     return shadow
 
 
-# What configure-gcc and all-gcc depend on in gcc's Makefile.def, less binutils (gas, ld,
-# gold): all for the machine gcc runs on or builds on. A maybe- goal is nothing for a module
-# this tree or configuration has not (isl, gettext, libiconv, libgrust, build-bison, ...).
-HOST_PARTS = ("gmp", "mpfr", "mpc", "isl", "gettext", "libiconv", "libiberty", "zlib", "libbacktrace",
-              "libcpp", "libcody", "libdecnumber", "fixincludes", "lto-plugin", "libgrust",
-              "build-libiberty", "build-libcpp", "build-fixincludes", "build-texinfo", "build-bison",
-              "build-flex")
+# What configure-gcc depends on in gcc's Makefile.def, less binutils (gas, ld, gold): built
+# by gcc_libs beside binutils. A maybe- goal is nothing for a module this tree or
+# configuration has not (isl, gettext, libiconv).
+CONFIGURE_GCC_NEEDS = ("gmp", "mpfr", "mpc", "isl", "gettext", "libiconv", "lto-plugin")
+# The rest of what all-gcc needs (libiberty, libcpp, ..., for the machine gcc runs on or
+# builds on) is left to gcc_core's make: it compiles there beside gcc's own configure, ~20 s
+# of one shell script during which the other core would have nothing to do, instead of
+# beside binutils, where both cores are already busy.
 
 
 def run_libs(b: Build, st: Status) -> None:
-    """The build tree configured, and the parts of it that all-gcc needs that read nothing of
-    the target (its binutils, headers or libc)."""
+    """The build tree configured, and what gcc's own configure needs of it, which reads
+    nothing of the target (its binutils, headers or libc)."""
     sh = b.steps("gcc_libs", st, b.host_env())
     shadow = shadow_source(b)
     obj = clean_dir(obj_dir(b))
     sh.run([b.configure(shadow, obj), *configure_flags(b)], cwd=obj, step="configure")
-    sh.run(b.make(*make_vars(b), *(f"maybe-all-{part}" for part in HOST_PARTS)), cwd=obj,
-           step="make gmp mpfr mpc libiberty libcpp ...")
+    sh.run(b.make(*make_vars(b), *(f"maybe-all-{part}" for part in CONFIGURE_GCC_NEEDS)), cwd=obj,
+           step="make gmp mpfr mpc lto-plugin")
 
 
 # The first lines most of gcc's sources share, precompiled while all-gcc builds (pch.py):
@@ -211,7 +212,7 @@ def config(b: Build) -> dict:
             "target_configure_answers": TARGET_CONFIGURE_ANSWERS}
 
 
-LIBS = Stage("gcc_libs", "gcc's build tree configured; gmp, mpfr, mpc (in-tree) and gcc's host libraries built",
+LIBS = Stage("gcc_libs", "gcc's build tree configured; gmp, mpfr, mpc (in-tree) and lto-plugin built",
              run_libs, reads=("gcc", "gmp", "mpfr", "mpc"), after=("target_files",), config=config,
              builds=(HERE, CANADIAN))
 CORE = Stage("gcc_core", "gcc's compiler proper (make all-gcc)", run_core,
