@@ -147,17 +147,19 @@ def test_parse_tells_doit_commands_options_and_settings_from_task_names():
         assert p([command]).command == command
 
 
-def test_doit_workers_default_to_one_per_toolchain_between_two_and_jobs_plus_one(tmp_path):
+def test_doit_workers_default_to_one_per_toolchain_at_least_three_and_at_most_jobs_plus_one(tmp_path):
     def workers(jobs: str, *argv: str) -> int:
         ctx = tasks.Context({"out": str(tmp_path / "out"), "jobs": jobs})
         return ctx.doit_config(cmdline.parse(list(argv)))["num_process"]
-    assert workers("2", "toolchain:aarch64") == 2
-    assert workers("2", "toolchain:x86_64", "toolchain:aarch64", "gcc:aarch64") == 2
+    assert workers("2", "toolchain:aarch64") == 3
+    assert workers("2", "toolchain:x86_64", "toolchain:aarch64", "gcc:aarch64") == 3
+    assert workers("8", "gcc:aarch64") == 3
     assert workers("2", "toolchain:x86_64", "toolchain:aarch64", "toolchain:armv7") == 3
     assert workers("2", "toolchain:*") == 3          # the cap: jobs + 1
     assert workers("8", "toolchain:*") == min(len(recipes.load(REPO / "recipes").builds()), 9)
     assert workers("8", "toolchain:x86_64", "toolchain:aarch64", "toolchain:armv7", "toolchain:riscv64") == 4
-    assert workers("2", "list") == 2 and workers("1", "toolchain:aarch64") == 2
+    assert workers("2", "list") == 2 and workers("8", "list") == 2
+    assert workers("1", "toolchain:aarch64") == 2    # jobs + 1
     assert "num_process" not in tasks.Context({"out": str(tmp_path / "out")}).doit_config()
 
 

@@ -67,6 +67,15 @@ def test_loader_sees_families_and_target_subtasks(tmp_path, monkeypatch):
     assert reads(f"gcc_core:{t}", "stamps/gcc_libs.json") and reads(f"gcc_core:{t}", "stamps/binutils.json")
     assert not any(d.endswith(".json") and "/stamps/" in d for d in tasks[f"gcc_libs:{t}"].file_dep)
     assert reads(f"toolchain:{t}", "stamps/package.json")
+    # doit keeps file_dep as a set: the tasks that make it are also named in task_dep, in the
+    # order they should start, the same in every run (gcc_core's longest chain first)
+    made_by = {target: name for name, task in tasks.items() for target in task.targets}
+    for name, task in tasks.items():
+        if ":" in name and name.split(":")[0] in registry.BY_NAME:
+            assert set(task.task_dep) == {made_by[d] for d in task.file_dep if d in made_by}, name
+    key = {p: r.packages[p].versions[r.packages[p].default].key for p in ("gcc", "gmp", "mpfr", "mpc")}
+    assert tasks[f"gcc_core:{t}"].task_dep == [*(f"source:{key[p]}" for p in ("gcc", "gmp", "mpfr", "mpc")),
+                                               f"gcc_libs:{t}", f"binutils:{t}", f"linux_headers:{t}"]
     assert config["dep_file"].endswith(".doit-toolchain.db") and config["backend"] == "sqlite3"
     assert config["dep_file"].startswith(str(tmp_path / "out"))
     # a toolchain for another machine (canadian on this x86_64 builder): its programs only,

@@ -82,12 +82,15 @@ def expand(request: Request, targets: list[str], versions: list[str]) -> list[tu
 
 def workers(request: Request, recipes: Recipes, jobs: int) -> int:
     """doit's workers when its command line does not say (-n): one per toolchain the request
-    builds, at least two (stages that wait for nothing of each other run side by side: sources,
-    binutils beside gcc_libs, ncurses beside Rust's std) and at most jobs + 1. All their makes
-    share the jobserver's jobs - 1 tokens besides one job each, so a worker past jobs + 1 would
-    only add compile jobs the cores cannot take."""
+    builds and at least three when it builds any, at most jobs + 1; two otherwise. A
+    toolchain starts with three chains that wait for nothing of each other (sources, then
+    binutils; gmp, mpfr and mpc, gcc_libs; Linux's headers): with two workers the third
+    waits, and when that is gcc_libs, its configure scripts run alone at the end with a core
+    idle (seen: 38 s, aarch64). Later, ncurses beside Rust's std. All their makes share the
+    jobserver's jobs - 1 tokens besides one job each, so a worker past jobs + 1 would only
+    add compile jobs the cores cannot take."""
     builds = {sub for family, sub in expand(request, list(recipes.builds()), []) if family in PER_TARGET}
-    return max(2, min(len(builds), jobs + 1))
+    return max(2, min(max(len(builds), 3) if builds else 2, jobs + 1))
 
 
 def check_names(request: Request, recipes: Recipes, selected: dict[str, Version]) -> None:
