@@ -40,6 +40,21 @@ def test_capture_returns_stdout_and_logs_it(tmp_path):
     assert "out" in log.read_text() and "err" in log.read_text()
 
 
+def test_a_stage_off_the_longest_chain_runs_its_commands_niced(tmp_path):
+    """Stage.nice reaches every process of its commands, the ones started later too (the
+    shell's `nice` below is run after the runner has set it); other stages' are untouched."""
+    from toolchain.build.registry import BY_NAME
+    from toolchain.build.runner import Status
+    own = int(subprocess.run(["nice"], capture_output=True, text=True).stdout)
+    cmd = ["sh", "-c", "sleep 0.5; nice"]
+    with Status("t binutils", nice=BY_NAME["binutils"].nice) as st:
+        niced = run(cmd, log=tmp_path / "a.log", cwd=tmp_path, status=st, capture=True)
+    with Status("t gcc_libs", nice=BY_NAME["gcc_libs"].nice) as st:
+        plain = run(cmd, log=tmp_path / "b.log", cwd=tmp_path, status=st, capture=True)
+    assert BY_NAME["binutils"].nice > 0 and BY_NAME["gcc_libs"].nice == BY_NAME["gcc_core"].nice == 0
+    assert int(niced) == min(own + BY_NAME["binutils"].nice, 19) and int(plain) == own
+
+
 def make_tree(root: Path) -> None:
     (root / "bin").mkdir(parents=True)
     (root / "bin" / "tool").write_text("#!/bin/sh\n")

@@ -88,7 +88,7 @@ def execute(b: Build, name: str) -> None:
     if b.settings.cache and not from_cache:     # with a cache, a stage that builds makes its trees
         for package_name in stage.reads:
             store.prepare(b.settings, b.versions[package_name])
-    with Status(f"{b.name} {name}") as st:
+    with Status(f"{b.name} {name}", nice=stage.nice) as st:
         if not from_cache or name in flow.GATES:
             stage.run(b, st)
         elif name == LAST:

@@ -46,8 +46,9 @@ def _fmt(seconds: float) -> str:
 class Status:
     """A live `[label] step  m:ss` line; on a non-terminal, a line a minute."""
 
-    def __init__(self, label: str):
+    def __init__(self, label: str, nice: int = 0):
         self.label = label
+        self.nice = nice                   # the niceness its commands run at (Stage.nice)
         self.step = ""
         self.timings: list[dict] = []      # each command's step, wall and CPU seconds
         self.start = time.monotonic()
@@ -98,6 +99,13 @@ def run(cmd: list[str], *, log: Path, cwd: Path, env: dict[str, str] | None = No
                                 start_new_session=True, pass_fds=fds)
         with _LIVE_LOCK:
             _LIVE.add(proc.pid)
+        if status and status.nice:
+            # its own process group (new session): what it has started by now, and (inherited)
+            # all it starts later; set from here, as a pre-exec hook is unsafe with threads
+            try:
+                os.setpriority(os.PRIO_PGRP, proc.pid, min(os.getpriority(os.PRIO_PROCESS, 0) + status.nice, 19))
+            except OSError:
+                pass           # gone already, or not permitted: only the order changes
         try:
             out = proc.stdout.read() if capture else b""
             # the command's own CPU (with all it ran and waited for), not the process's

@@ -26,3 +26,7 @@ class Stage:
     makes: str = ""          # what it leaves behind, for the README's task table
     quick_repro: bool = False  # re-run by `repro --from`: cheap, and installs after gcc's stages
     builds: tuple[str, ...] = (HERE,)   # the kinds of builds it is part of (see HERE, CANADIAN)
+    # > 0: off the longest chain of the build, its commands run at this niceness, so the
+    # stages beside it that others wait for longer get the cores first and it takes what they
+    # leave (the order of work only, never what is built)
+    nice: int = 0

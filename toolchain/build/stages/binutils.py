@@ -51,5 +51,9 @@ def run(b: Build, st: Status) -> None:
 STAGES = (
     Stage("binutils", "binutils for the target, installed into its prefix", run,
           reads=("binutils",), config=lambda b: {"configure": configure_flags(b), "make": MAKE_VARS, "host": b.host_compiler()},
-          makes="`out/toolchains/<arch>/bin`", builds=(HERE, CANADIAN)),
+          makes="`out/toolchains/<arch>/bin`", builds=(HERE, CANADIAN),
+          # beside gcc_libs, whose configure scripts, one after another, leave a core idle that
+          # binutils' parallel make fills; gcc_core waits for both (aarch64: gcc_libs started
+          # 50 s late behind unpacking and ran them alone at the end)
+          nice=10),
 )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ...checks import gates
@@ -84,13 +85,15 @@ def shadow_source(b: Build) -> Path:
 
 
 # What configure-gcc depends on in gcc's Makefile.def, less binutils (gas, ld, gold): built
-# by gcc_libs beside binutils. A maybe- goal is nothing for a module this tree or
-# configuration has not (isl, gettext, libiconv).
+# by gcc_libs beside binutils (lto-plugin builds libiberty too). A maybe- goal is nothing for
+# a module this tree or configuration has not (isl, gettext, libiconv).
 CONFIGURE_GCC_NEEDS = ("gmp", "mpfr", "mpc", "isl", "gettext", "libiconv", "lto-plugin")
-# The rest of what all-gcc needs (libiberty, libcpp, ..., for the machine gcc runs on or
-# builds on) is left to gcc_core's make: it compiles there beside gcc's own configure, ~20 s
-# of one shell script during which the other core would have nothing to do, instead of
-# beside binutils, where both cores are already busy.
+# What all-gcc needs besides (for the machine gcc runs on or builds on): built by gcc_core
+# beside gcc's own configure, ~20 s of one shell script that would otherwise leave a core
+# idle; beside binutils both cores are busy anyway.
+ALL_GCC_NEEDS_TOO = ("libiberty", "zlib", "libbacktrace", "libcpp", "libcody", "libdecnumber", "fixincludes",
+                     "libgrust", "build-libiberty", "build-libcpp", "build-fixincludes", "build-texinfo",
+                     "build-bison", "build-flex")
 
 
 def run_libs(b: Build, st: Status) -> None:
@@ -128,6 +131,16 @@ def run_core(b: Build, st: Status) -> None:
     shutil.rmtree(obj / "gcc", ignore_errors=True)     # a re-run starts gcc/ from clean
     (b.sysroot / "include").mkdir(parents=True, exist_ok=True)
     b.link_usr()
+    # gcc/'s configure beside the host libraries all-gcc also needs: two makes at once, on
+    # goals that share only libiberty, which gcc_libs built (nothing left to do there). One
+    # make for all-gcc would configure and build the libraries first and gcc/ last, alone
+    # (seen: a core idle for its ~20 s, aarch64); make -j has no priorities to say otherwise.
+    with ThreadPoolExecutor(2) as pool:
+        both = [pool.submit(sh.run, b.make(*make_vars(b), "configure-gcc"), cwd=obj, step="configure-gcc"),
+                pool.submit(sh.run, b.make(*make_vars(b), *(f"maybe-all-{part}" for part in ALL_GCC_NEEDS_TOO)),
+                            cwd=obj, step="make libiberty libcpp ...")]
+        for done in both:
+            done.result()            # the first failure, once both have ended
     sh.run(b.make(*make_vars(b), "all-gcc"), cwd=obj, step="make all-gcc")
     with sh.log.open("a") as log:       # no object's dependencies name them: gone when done
         log.write(pch.summary(headers) + "\n")

@@ -116,7 +116,8 @@ def run_gate(b: Build, st: Status) -> None:
 
 INSTALL = Stage("linux_headers", "Linux UAPI headers (make headers for the target's kernel arch) into the sysroot",
                 run, reads=("linux",), config=lambda b: {"make": make_vars(b), "headers": HEADERS},
-                makes="`<linux/...>`, `<asm/...>` in the sysroot's include")
+                makes="`<linux/...>`, `<asm/...>` in the sysroot's include",
+                nice=10)   # short, and nothing waits for it before gcc_core (as binutils)
 GATE = Stage("linux_headers_gate", "a program including many UAPI headers with musl's: -Wall -Werror, "
              "time64 layouts asserted, runs", run_gate, after=("gcc",),
              config=lambda b: {"program": GATE_PROGRAM, "flags": GATE_FLAGS, "runner": b.runner})
