@@ -90,7 +90,8 @@ def workers(request: Request, recipes: Recipes, jobs: int) -> int:
     jobserver's jobs - 1 tokens besides one job each, so a worker past jobs + 1 would only
     add compile jobs the cores cannot take."""
     builds = {sub for family, sub in expand(request, list(recipes.builds()), []) if family in PER_TARGET}
-    return max(2, min(max(len(builds), 3) if builds else 2, jobs + 1))
+    wanted = max(len(builds), 3) if builds else 2
+    return max(2, min(wanted, jobs + 1))
 
 
 def check_names(request: Request, recipes: Recipes, selected: dict[str, Version]) -> None:

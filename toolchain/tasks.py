@@ -107,20 +107,19 @@ def _builds(ctx: Context) -> list[context.Build]:
             for target, host in ctx.recipes.builds().values()]
 
 
-def _source_deps(ctx: Context, stage, b: context.Build) -> tuple[list[str], list[str]]:
+def _source_inputs(ctx: Context, stage, b: context.Build) -> list[tuple[str, str | None]]:
     """What a stage reads of the sources: their unpacked, patched trees (the source tasks);
     with a cache, their verified files and patches instead, and the stage makes the trees it
     reads itself (store.prepare) only when it builds: a restored toolchain unpacks nothing.
     The first stage, which looks the key up, needs every source's sha256 (all fetched).
-    Returns the files and the tasks that make them, in the stage's order of reads."""
+    Each file with the task that makes it (None: a patch in the repo), in order of reads."""
     s = ctx.settings
     if not s.cache:
-        versions = [ctx.versions[p] for p in stage.reads]
-        return [str(store.tree_path(s, v) / store.MARKER) for v in versions], [f"source:{v.key}" for v in versions]
+        return [(str(store.tree_path(s, ctx.versions[p]) / store.MARKER), f"source:{ctx.versions[p].key}")
+                for p in stage.reads]
     versions = list(ctx.versions.values()) if stage.name == registry.first(b.kind) else [ctx.versions[p] for p in stage.reads]
-    files = [str(store.fetch_stamp(s, v)) for v in versions] + \
-        [str(p.path) for v in versions for p in v.patches if not p.remote]
-    return files, [f"fetch:{v.key}" for v in versions]
+    return [(str(store.fetch_stamp(s, v)), f"fetch:{v.key}") for v in versions] + \
+        [(str(p.path), None) for v in versions for p in v.patches if not p.remote]
 
 
 def stage_tasks(ctx: Context, name: str):
@@ -130,12 +129,9 @@ def stage_tasks(ctx: Context, name: str):
         if b.kind not in stage.builds:
             continue
         after = registry.after(name, b.kind)
-        deps, makers = _source_deps(ctx, stage, b)
-        deps += [str(b.stamp(before)) for before in after]
-        makers += [f"{before}:{b.name}" for before in after]
+        inputs = _source_inputs(ctx, stage, b) + [(str(b.stamp(before)), f"{before}:{b.name}") for before in after]
         if not after:     # the toolchains it needs (stage 0, a canadian's twin), gates passed, come first
-            deps += [str(n.stamp(registry.LAST)) for n in b.needs]
-            makers += [f"{registry.LAST}:{n.name}" for n in b.needs]
+            inputs += [(str(n.stamp(registry.LAST)), f"{registry.LAST}:{n.name}") for n in b.needs]
         # with a cache, the first stage looks the toolchain up before any other stage may build;
         # an order (task_dep), not an input: its re-running does not make the others stale
         first = registry.first(b.kind)
@@ -143,12 +139,12 @@ def stage_tasks(ctx: Context, name: str):
         # the tasks that make the file_dep, named in the order they should start: from
         # file_dep alone (a set) doit would start them in an order that changes from run to run
         # (string hashes are salted per process); gcc_core's longest chain, gcc_libs, first
-        order = list(dict.fromkeys(order + makers))
+        order = list(dict.fromkeys(order + [task for _, task in inputs if task]))
         yield {
             "name": b.name,
             "doc": f"{name} stage for {b.triple}" + (f" ({b.host.doc})" if b.host else ""),
             "actions": [(_guarded, [executor.execute, b, name])],
-            "file_dep": deps,
+            "file_dep": [file for file, _ in inputs],
             "task_dep": order,
             "targets": [str(b.stamp(name))],
             "uptodate": [config_changed(executor.stage_config(b, name))]
