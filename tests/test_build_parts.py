@@ -364,3 +364,38 @@ def test_the_gcc_stage_goes_on_from_libgcc_static_once_then_from_clean(tmp_path)
     # a second start (the first attempt failed): libgcc from clean as well
     assert not gcc.keep_static_libgcc(b)
     assert list(target.iterdir()) == []
+
+
+# The lines of gcc's top Makefile that say how it builds for the build machine (as its
+# configure writes them when build = host), and the host's flags.
+TOP_MAKEFILE = """BUILD_SUBDIR = build-x86_64-pc-linux-gnu
+CC_FOR_BUILD = $(CC)
+CFLAGS_FOR_BUILD = -g0 -O2
+CPPFLAGS_FOR_BUILD = 
+CXXFLAGS_FOR_BUILD = -g0 -O2
+CXX_FOR_BUILD = $(CXX)
+CC = gcc
+CXX = g++
+CFLAGS = -g0 -O2  
+CXXFLAGS = -g0 -O2
+"""
+
+
+@pytest.mark.parametrize("change, shared", [
+    ({}, ("libiberty", "libcpp", "fixincludes")),
+    # a canadian build: another compiler, or other flags, for the build machine's programs
+    ({"CC_FOR_BUILD = $(CC)": "CC_FOR_BUILD = gcc"}, ()),
+    ({"CXXFLAGS_FOR_BUILD = -g0 -O2": "CXXFLAGS_FOR_BUILD = -O0"}, ()),
+])
+def test_gcc_builds_its_build_machine_twins_once_only_when_they_are_the_hosts(tmp_path, change, shared):
+    from toolchain.build.stages import gcc
+    text = TOP_MAKEFILE
+    for old, new in change.items():
+        text = text.replace(old, new)
+    (tmp_path / "Makefile").write_text(text)
+    (tmp_path / "build-x86_64-pc-linux-gnu" / "libcpp").mkdir(parents=True)   # an earlier attempt's: kept
+    assert gcc.share_build_twins(tmp_path) == tuple(t for t in shared if t != "libcpp")
+    build = tmp_path / "build-x86_64-pc-linux-gnu"
+    links = {p.name: str(p.readlink()) for p in build.iterdir() if p.is_symlink()}
+    assert links == {t: f"../{t}" for t in shared if t != "libcpp"}
+    assert (build / "libcpp").is_dir() and not (build / "libcpp").is_symlink()

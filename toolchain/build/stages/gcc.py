@@ -5,6 +5,7 @@ stage of their own, which needs neither binutils nor a target header: with `doit
 builds beside binutils."""
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -94,6 +95,33 @@ CONFIGURE_GCC_NEEDS = ("gmp", "mpfr", "mpc", "isl", "gettext", "libiconv", "lto-
 ALL_GCC_NEEDS_TOO = ("libiberty", "zlib", "libbacktrace", "libcpp", "libcody", "libdecnumber", "fixincludes",
                      "libgrust", "build-libiberty", "build-libcpp", "build-fixincludes", "build-texinfo",
                      "build-bison", "build-flex")
+# Modules gcc's tree builds twice, for the host (the programs) and again in build-<triple>/
+# for the build machine (the generators, and fixincludes run on the sysroot's headers).
+BUILD_TWINS = ("libiberty", "libcpp", "fixincludes")
+# The top Makefile's variables that say how it builds for the build machine, and the host's
+# equivalents: the same when build = host (configure then sets CC_FOR_BUILD = $(CC), ...).
+_FOR_BUILD = {"CC_FOR_BUILD": "$(CC)", "CXX_FOR_BUILD": "$(CXX)", "CFLAGS_FOR_BUILD": "CFLAGS",
+              "CXXFLAGS_FOR_BUILD": "CXXFLAGS", "CPPFLAGS_FOR_BUILD": "CPPFLAGS"}
+
+
+def share_build_twins(obj: Path) -> tuple[str, ...]:
+    """When the tree builds for the build machine with the host's compiler and flags, its
+    build-<triple>/<twin> are links to the host's modules: the same sources compiled the same
+    way twice (~26 CPU s on aarch64), used only by programs that run while building, whose
+    output does not depend on how they were compiled. Returns the twins that are links; a
+    canadian build (another compiler for the build machine) keeps its own."""
+    values = dict(re.findall(r"^(\w+) = ?(.*?)\s*$", (obj / "Makefile").read_text(), re.M))
+    same = all(values.get(var, "") == (want if want.startswith("$(") else values.get(want, ""))
+               for var, want in _FOR_BUILD.items())
+    if not same or "BUILD_SUBDIR" not in values:
+        return ()
+    build = obj / values["BUILD_SUBDIR"]
+    build.mkdir(exist_ok=True)
+    for twin in BUILD_TWINS:
+        link = build / twin
+        if not (link.exists() or link.is_symlink()):     # an earlier attempt's stays as it is
+            link.symlink_to(Path("..") / twin)
+    return tuple(t for t in BUILD_TWINS if (build / t).is_symlink())
 
 
 def run_libs(b: Build, st: Status) -> None:
@@ -135,9 +163,13 @@ def run_core(b: Build, st: Status) -> None:
     # goals that share only libiberty, which gcc_libs built (nothing left to do there). One
     # make for all-gcc would configure and build the libraries first and gcc/ last, alone
     # (seen: a core idle for its ~20 s, aarch64); make -j has no priorities to say otherwise.
+    # a shared twin is made by its host module here; all-gcc then finds it up to date (two
+    # makes in one folder at once, building, would race)
+    shared = {f"build-{twin}" for twin in share_build_twins(obj)}
+    libs = [part for part in ALL_GCC_NEEDS_TOO if part not in shared]
     with ThreadPoolExecutor(2) as pool:
         both = [pool.submit(sh.run, b.make(*make_vars(b), "configure-gcc"), cwd=obj, step="configure-gcc"),
-                pool.submit(sh.run, b.make(*make_vars(b), *(f"maybe-all-{part}" for part in ALL_GCC_NEEDS_TOO)),
+                pool.submit(sh.run, b.make(*make_vars(b), *(f"maybe-all-{part}" for part in libs)),
                             cwd=obj, step="make libiberty libcpp ...")]
         for done in both:
             done.result()            # the first failure, once both have ended
