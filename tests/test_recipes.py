@@ -408,12 +408,27 @@ def test_versions_belongs_to_a_package_level_patch(tmp_path):
     assert "package-level `patches:`" in err.fix
 
 
-def test_an_extract_entry_outside_the_tree_is_a_file_line_error(tmp_path):
+@pytest.mark.parametrize("entry, message", [
+    ("  - ../etc\n", r"extract entry '\.\./etc' is not a relative path or glob"),
+    ("  - '!/etc'\n", r"extract entry '!/etc' is not a relative path or glob"),
+])
+def test_an_extract_entry_outside_the_tree_is_a_file_line_error(tmp_path, entry, message):
     rdir = tmp_path / "recipes"
     shutil.copytree(REPO / "recipes", rdir)
     shutil.copytree(REPO / "patches", tmp_path / "patches")
-    text = (rdir / "linux.yaml").read_text().replace("  - include/uapi\n", "  - ../etc\n")
+    text = (rdir / "linux.yaml").read_text().replace("  - include/uapi\n", entry)
     (rdir / "linux.yaml").write_text(text)
-    with pytest.raises(RecipeError, match=r"extract entry '\.\./etc' is not a relative path or glob") as e:
+    with pytest.raises(RecipeError, match=message) as e:
         recipes.load(rdir)
     assert "linux.yaml:" in str(e.value)
+
+
+def test_an_extract_list_that_only_leaves_out_is_an_error(tmp_path):
+    rdir = tmp_path / "recipes"
+    shutil.copytree(REPO / "recipes", rdir)
+    shutil.copytree(REPO / "patches", tmp_path / "patches")
+    text = (rdir / "gcc.yaml").read_text().replace('  - "*"\n', "")
+    (rdir / "gcc.yaml").write_text(text)
+    with pytest.raises(RecipeError, match=r"extract starts with '!gcc/testsuite'") as e:
+        recipes.load(rdir)
+    assert "gcc.yaml:" in str(e.value) and "'*'" in e.value.fix

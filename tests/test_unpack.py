@@ -294,6 +294,15 @@ def test_only_writes_the_paths_asked_for_and_their_folders(tmp):
     assert found == ["Makefile", "arch/x86/Makefile", "arch/x86/include/uapi/asm/b.h", "include/uapi/linux/a.h"]
 
 
+def test_only_with_a_bang_leaves_out_what_it_matches_and_the_last_match_decides(tmp):
+    (tmp / "g.tar.gz").write_bytes(make_tar({
+        "configure": b"#!/bin/sh\n", "gcc/tree.cc": b"t\n", "gcc/testsuite/gcc.dg/a.c": b"a\n",
+        "gcc/testsuite/selftests/b.c": b"b\n", "gcc/testsuite-notes": b"n\n", "ld/testsuite/c.s": b"c\n"}))
+    extract(tmp / "g.tar.gz", tmp / "out", only=("*", "!gcc/testsuite", "gcc/testsuite/selftests", "!ld/testsuite"))
+    found = sorted(str(p.relative_to(tmp / "out")) for p in (tmp / "out").rglob("*") if p.is_file())
+    assert found == ["configure", "gcc/testsuite-notes", "gcc/testsuite/selftests/b.c", "gcc/tree.cc"]
+
+
 def test_only_never_writes_through_a_link_it_skipped(tmp):
     """A kept member under a skipped symlink lands in a real folder inside the tree."""
     outside = tmp / "outside"

@@ -536,9 +536,14 @@ def load_package(path: Path, patches_dir: Path | None = None) -> Package:
              {"patches": list, "extract": list})
     extract = tuple(doc.get("extract") or ())
     for pattern in extract:
-        if not isinstance(pattern, str) or not pattern or pattern.startswith("/") or ".." in pattern.split("/"):
+        glob = pattern.removeprefix("!") if isinstance(pattern, str) else ""
+        if not glob or glob.startswith("/") or ".." in glob.split("/"):
             raise RecipeError(f"extract entry {pattern!r} is not a relative path or glob", where=c.where(doc, "extract"),
-                              fix="write paths below the source's top folder, e.g. include/uapi or arch/*/include/uapi")
+                              fix="write paths below the source's top folder, e.g. include/uapi or arch/*/include/uapi "
+                                  "(with a leading ! for what to leave out, e.g. !gcc/testsuite)")
+    if extract and extract[0].startswith("!"):
+        raise RecipeError(f"extract starts with {extract[0]!r}: a list that leaves out only would write nothing",
+                          where=c.where(doc, "extract"), fix="start with what to extract, e.g. '*' for everything")
     name = doc["package"]
     if name != path.stem:
         raise RecipeError(f"package {name!r} in a file named {path.name}", where=c.where(doc, "package"),

@@ -40,7 +40,9 @@ def extract(archive: Path, dest: Path, sha256: str = "", only: tuple[str, ...] =
     """Extract `archive` into `dest`, which must not exist; nothing is left on failure.
     With `sha256`, the bytes extracted are the bytes that hash was checked on (one open file).
     With `only` (globs of paths below the top folder), members outside them are not written:
-    every member is still read and checked, and what is written is safe on its own."""
+    every member is still read and checked, and what is written is safe on its own. A glob
+    that starts with `!` leaves out what it matches; the last glob matching a path decides
+    (`*`, `!gcc/testsuite`, `gcc/testsuite/selftests`: all but gcc's tests, less one folder)."""
     archive, dest = Path(archive), Path(dest)
     if dest.exists() or dest.is_symlink():
         raise UnpackError(f"{dest} already exists", fix="remove it first")
@@ -53,7 +55,8 @@ def extract(archive: Path, dest: Path, sha256: str = "", only: tuple[str, ...] =
             check_unchanged(f, str(archive), sha256)
         dest.mkdir(parents=True)
         try:
-            _Extractor(dest, archive.name, tuple(tuple(g.split("/")) for g in only)).run(f)
+            globs = tuple((g.startswith("!"), tuple(g.removeprefix("!").split("/"))) for g in only)
+            _Extractor(dest, archive.name, globs).run(f)
         except UnpackError:
             shutil.rmtree(dest, ignore_errors=True)
             raise
@@ -78,7 +81,7 @@ def check_unchanged(f, where: str, expected: str) -> None:
 class _Extractor:
     """One extraction: the members seen so far, and descriptors of the folders written to."""
 
-    def __init__(self, dest: Path, archive: str, only: tuple[tuple[str, ...], ...] = ()):
+    def __init__(self, dest: Path, archive: str, only: tuple[tuple[bool, tuple[str, ...]], ...] = ()):
         self.dest = dest
         self.archive = archive
         self.only = only
@@ -145,10 +148,14 @@ class _Extractor:
             self.kinds[path] = "file"
 
     def _wanted(self, parts: list[str]) -> bool:
-        """The path, or a folder it is in, matches one of the `only` globs (component by
-        component: `arch/*/Makefile` is arch/x86/Makefile, not arch/x86/boot/Makefile)."""
-        return any(len(parts) >= len(glob) and all(fnmatch.fnmatchcase(part, g) for part, g in zip(parts, glob))
-                   for glob in self.only)
+        """The last of the `only` globs that matches the path, or a folder it is in (component
+        by component: `arch/*/Makefile` is arch/x86/Makefile, not arch/x86/boot/Makefile), is
+        not a `!` one."""
+        wanted = False
+        for leave_out, glob in self.only:
+            if len(parts) >= len(glob) and all(fnmatch.fnmatchcase(part, g) for part, g in zip(parts, glob)):
+                wanted = not leave_out
+        return wanted
 
     def _parts(self, member: tarfile.TarInfo) -> list[str] | None:
         """The member's path below the top folder, as components; None for the top folder."""
