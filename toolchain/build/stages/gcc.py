@@ -98,10 +98,10 @@ ALL_GCC_NEEDS_TOO = ("libiberty", "zlib", "libbacktrace", "libcpp", "libcody", "
 # Modules gcc's tree builds twice, for the host (the programs) and again in build-<triple>/
 # for the build machine (the generators, and fixincludes run on the sysroot's headers).
 BUILD_TWINS = ("libiberty", "libcpp", "fixincludes")
-# The top Makefile's variables that say how it builds for the build machine, and the host's
-# equivalents: the same when build = host (configure then sets CC_FOR_BUILD = $(CC), ...).
-_FOR_BUILD = {"CC_FOR_BUILD": "$(CC)", "CXX_FOR_BUILD": "$(CXX)", "CFLAGS_FOR_BUILD": "CFLAGS",
-              "CXXFLAGS_FOR_BUILD": "CXXFLAGS", "CPPFLAGS_FOR_BUILD": "CPPFLAGS"}
+# How the top Makefile builds for the build machine, as its configure writes it when build =
+# host: X_FOR_BUILD = $(X) for the compilers, the host's own values for the flags.
+_SAME_COMPILERS = ("CC", "CXX")
+_SAME_FLAGS = ("CFLAGS", "CXXFLAGS", "CPPFLAGS")
 
 
 def share_build_twins(obj: Path) -> tuple[str, ...]:
@@ -111,8 +111,8 @@ def share_build_twins(obj: Path) -> tuple[str, ...]:
     output does not depend on how they were compiled. Returns the twins that are links; a
     canadian build (another compiler for the build machine) keeps its own."""
     values = dict(re.findall(r"^(\w+) = ?(.*?)\s*$", (obj / "Makefile").read_text(), re.M))
-    same = all(values.get(var, "") == (want if want.startswith("$(") else values.get(want, ""))
-               for var, want in _FOR_BUILD.items())
+    same = all(values.get(f"{var}_FOR_BUILD") == f"$({var})" for var in _SAME_COMPILERS) and \
+        all(values.get(f"{var}_FOR_BUILD", "") == values.get(var, "") for var in _SAME_FLAGS)
     if not same or "BUILD_SUBDIR" not in values:
         return ()
     build = obj / values["BUILD_SUBDIR"]
